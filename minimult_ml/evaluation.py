@@ -21,7 +21,7 @@ from minimult_ml.experiments import TrainConfig
 from minimult_ml.inputs import InputConfig, build_inputs
 from minimult_ml.languages import CLS, SEP, LanguageSet
 from minimult_ml.masking import Masker, MaskingConfig
-from minimult_ml.model import mlm_loss
+from minimult_ml.model import hidden_states, mlm_loss
 from minimult_ml.training import input_config, training_examples
 
 PPL_SEED = 0  # the same masked positions for every checkpoint and every exp
@@ -35,7 +35,13 @@ class Evaluator:
     config: TrainConfig
     languages: LanguageSet
     device: torch.device
-    batch_size: int = 512
+    batch_size: int = 0  # 0 = by device: see `rows_per_batch`
+
+    @property
+    def rows_per_batch(self) -> int:
+        # On the CPU, 128 rows keep a block's activations in cache (measured faster than 512);
+        # a GPU wants as many rows as it can take.
+        return self.batch_size or (512 if self.device.type == "cuda" else 128)
 
     @property
     def inputs(self) -> InputConfig:
@@ -45,20 +51,19 @@ class Evaluator:
                  lengths: torch.Tensor | None = None) -> list[torch.Tensor]:
         langs = torch.full((len(local),), lang, device=self.device)
         x = build_inputs(local, langs, self.languages, self.inputs, lengths)
-        hidden = self.model.bert(**x, output_hidden_states=True).hidden_states
-        return [hidden[layer] for layer in layers]
+        return hidden_states(self.model.bert, x, layers)
 
     def _chunks(self, ids: TokenizedCorpus) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Padded local ids and lengths on the device, in chunks of similar length."""
         order = ids.lengths.argsort(kind="stable")
         padded = ids.padded()
         lengths = torch.from_numpy(ids.lengths)
-        for start in range(0, len(order), self.batch_size):
-            rows = torch.from_numpy(order[start:start + self.batch_size])
+        for start in range(0, len(order), self.rows_per_batch):
+            rows = torch.from_numpy(order[start:start + self.rows_per_batch])
             width = int(lengths[rows].max())
             yield padded[rows, :width].to(self.device), lengths[rows].to(self.device)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def sentences(self, dev: TokenizedCorpus, layers: Sequence[int]) -> dict[str, float]:
         """Alignment and retrieval on parallel dev sentences, per layer."""
         counts = {layer: torch.zeros(3, 3, dtype=torch.long, device=self.device)
@@ -85,7 +90,7 @@ class Evaluator:
             scores |= _retrieval("retrieval", src, tgt, layer)
         return scores
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def translation(self, layers: Sequence[int]) -> tuple[dict[str, float], torch.Tensor]:
         """Word translation τ: every vocabulary entry alone as [CLS] w [SEP] (Appendix A.1).
 
@@ -102,7 +107,7 @@ class Evaluator:
             scores |= _retrieval("translation", vectors[ENGLISH][i], vectors[FAKE][i], layer)
         return scores, torch.cat([vectors[ENGLISH][0], vectors[FAKE][0]])
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def perplexity(self, ids: TokenizedCorpus, parallel: bool = True) -> float:
         """MLM perplexity with 15% of non-special tokens replaced by [MASK], fixed seed."""
         generator = torch.Generator(self.device).manual_seed(PPL_SEED)
@@ -112,8 +117,8 @@ class Evaluator:
         lengths = torch.from_numpy(ids.lengths)
         order = lengths[examples[:, 0]].argsort(stable=True)
         nll, count = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
-        for start in range(0, len(order), self.batch_size):
-            rows = examples[order[start:start + self.batch_size]]
+        for start in range(0, len(order), self.rows_per_batch):
+            rows = examples[order[start:start + self.rows_per_batch]]
             width = int(lengths[rows[:, 0]].max())
             rows = rows.to(self.device)
             x = build_inputs(padded[rows[:, 0], :width], rows[:, 1], self.languages, self.inputs)

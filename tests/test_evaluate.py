@@ -17,7 +17,7 @@ from entrypoints import pretrain as pretrain_entry
 from entrypoints.common import run_command
 from minimult_ml import evaluation, experiments, inputs, training
 from minimult_ml.evaluation import Evaluator, evaluate
-from minimult_ml.model import build_model
+from minimult_ml.model import build_model, hidden_states
 from minimult_ml.prepare import load
 
 CPU = torch.device("cpu")
@@ -62,6 +62,24 @@ def _reference_sentences(model, config, data, n: int, layer: int) -> tuple[float
             sims = [_cosine(pooled[src][a].numpy(), pooled[tgt][b].numpy()) for b in range(n)]
             hits += max(range(n), key=lambda b: sims[b]) == a
     return 2 * p * r / (p + r) if p + r else 0.0, hits / (2 * n)
+
+
+def test_hidden_states_stop_at_the_highest_layer_and_equal_the_full_forward(data) -> None:
+    config = experiments.resolve("9")  # lang-pos, inv-order, shift-special: every input tensor
+    model = build_model("small", data.languages.vocab_size, 2, seed=3).eval()
+    lang = torch.tensor([0, 1] * 8)
+    x = inputs.build_inputs(data.dev.padded()[:16], lang, data.languages,
+                            training.input_config(config, data.languages))
+    assert x["attention_mask"].min() == 0  # padded rows: the mask path is exercised
+    with torch.no_grad():
+        full = model.bert(**x, output_hidden_states=True).hidden_states
+        calls = []
+        hook = model.bert.encoder.layer[5].register_forward_hook(lambda *a: calls.append(1))
+        ours = hidden_states(model.bert, x, [0, 2, 4])
+        hook.remove()
+    assert not calls  # block 6 never ran: nothing above layer 4 was computed
+    for layer, h in zip([0, 2, 4], ours, strict=True):
+        torch.testing.assert_close(h, full[layer], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("paper_id", ["0", "9"])
