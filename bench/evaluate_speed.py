@@ -133,7 +133,7 @@ class Reference:
         masker = Masker(self.languages, PPL_MASKING, self.config.shift_special, self.device)
         generator = torch.Generator(self.device).manual_seed(PPL_SEED)
         nll, count = 0.0, 0
-        for s, lang in training_examples(len(ids), len(self.languages), parallel):
+        for s, lang in training_examples(ids, len(self.languages), parallel):
             langs = torch.tensor([lang], device=self.device)
             x = build_inputs(torch.tensor([ids.sentence(s)], device=self.device), langs,
                              self.languages, self.inputs)

@@ -23,7 +23,7 @@ def seconds_per_step(exp: str, data, steps: int, table: torch.Tensor) -> float:
     stamps: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        training.train(config, data.train, data.tokenizer, data.languages, Path(tmp),
+        training.train(config, data.train, data.tokenizers, Path(tmp),
                        device=torch.device("cpu"), knn_table=table, progress=False,
                        log=lambda metrics, step: stamps.append(time.perf_counter()))
     return (stamps[-1] - start) / steps

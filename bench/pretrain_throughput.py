@@ -99,7 +99,7 @@ def record_peaks(result: Result, device: torch.device) -> None:
 
 def run_ours(config: TrainConfig, data: Prepared, warmup: int, device: torch.device) -> Result:
     # Our loop's batches are a pure function of (seed, epoch): count their real tokens exactly.
-    examples = training.training_examples(len(data.train), len(data.languages),
+    examples = training.training_examples(data.train, len(data.languages),
                                           parallel=not config.no_parallel)
     lengths = data.train.lengths
     batches: list[np.ndarray] = []
@@ -117,7 +117,7 @@ def run_ours(config: TrainConfig, data: Prepared, warmup: int, device: torch.dev
 
     reset_peaks(device)
     with tempfile.TemporaryDirectory() as out:
-        training.train(config, data.train, data.tokenizer, data.languages, Path(out),
+        training.train(config, data.train, data.tokenizers, Path(out),
                        device=device, log=log, progress=False)
     timed(result, marks, warmup, config.max_steps)
     record_peaks(result, device)
@@ -207,8 +207,8 @@ def main() -> None:
             prepare(PrepareConfig(), folder)
         data = load(folder)
     if args.train_sentences:
-        data = Prepared(data.train.head(args.train_sentences), data.dev, data.tokenizer,
-                        data.languages, data.folder)
+        data = Prepared(data.train.head(args.train_sentences), data.dev, data.tokenizers,
+                        data.folder)
     # log_every = warmup: our loop's host sync (and our timestamp) falls on the warm-up boundary.
     config = experiments.resolve(args.exp, max_steps=args.steps, batch_size=args.batch_size,
                                  log_every=args.warmup_steps)

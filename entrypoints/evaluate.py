@@ -65,6 +65,10 @@ class CheckpointEvaluator:
         if dev_sentences <= 0:
             raise InputError(f"dev_sentences must be positive, got {dev_sentences}")
         run = tracking.get_run(run_id, "pretrain")
+        if run.data.tags.get("track", "lab") != "lab":
+            raise InputError(f"run {run_id} is a real-track run: evaluate measures the lab's "
+                             "English–Fake-English multilinguality; evaluate it with the xnli "
+                             "entry point")
         self.data = data or load(tracking.download(run.data.tags["data_run_id"], ""))
         self.dev = self.data.dev.head(dev_sentences)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -17,7 +17,7 @@ import mlflow
 import torch
 
 from entrypoints.common import note_launcher, run_command, start_run
-from entrypoints.prepare import data_run
+from entrypoints.prepare import data_run, experiment_of, track_of
 from minimult_ml import tracking
 from minimult_ml.crosslingual import KnnSpaceConfig, prepared_knn_table
 from minimult_ml.errors import InputError
@@ -34,8 +34,8 @@ def get_or_run(data_run_id: str, config: KnnSpaceConfig, force: bool = False,
     except ValueError as e:
         raise InputError(str(e)) from None
     params = dataclasses.asdict(config) | {"data_run_id": data_run_id}
-    found = None if force else tracking.find_run("knn-space", params,
-                                                  tracking.experiment_name())
+    experiment = experiment_of(track_of(data_run_id))  # beside the data it was built from
+    found = None if force else tracking.find_run("knn-space", params, experiment)
     if found:
         click.echo(f"knn-space: reusing finished run {found.info.run_id}")
         if own_launcher:
@@ -49,7 +49,7 @@ def get_or_run(data_run_id: str, config: KnnSpaceConfig, force: bool = False,
         torch.save(table, Path(tmp) / TABLE_FILE)
         (Path(tmp) / "report.json").write_text(json.dumps(report, indent=2))
         tags = {"step": "knn-space", "data_run_id": data_run_id}
-        with start_run(f"knn-space-k{config.k}", tags, own_launcher) as run:
+        with start_run(f"knn-space-k{config.k}", tags, own_launcher, experiment) as run:
             mlflow.log_params(params | tracking.provenance())
             mlflow.log_metrics({k: v for k, v in report.items() if isinstance(v, float)}
                                | {f"vecmap_iterations/{pair}": r["iterations"]
@@ -60,11 +60,11 @@ def get_or_run(data_run_id: str, config: KnnSpaceConfig, force: bool = False,
     return run.info.run_id
 
 
-def knn_run(knn_run_id: str, data_run_id: str, k: int) -> str:
+def knn_run(knn_run_id: str, data_run_id: str, k: int, threads: int = 1) -> str:
     """The knn-space run for a pretraining: the one given (checked against its data and k), or
     the default space of the data (built once)."""
     if not knn_run_id:
-        return get_or_run(data_run_id, KnnSpaceConfig(k=k))
+        return get_or_run(data_run_id, KnnSpaceConfig(k=k, threads=threads))
     params = tracking.get_run(knn_run_id, "knn-space").data.params
     if params["data_run_id"] != data_run_id or int(params["k"]) != k:
         raise InputError(f"knn-space run {knn_run_id} was built for data {params['data_run_id']} "
@@ -83,11 +83,14 @@ def load_table(run_id: str) -> torch.Tensor:
 @click.option("--dim", type=int, default=300, show_default=True, help="fastText dimension.")
 @click.option("--epoch", type=int, default=20, show_default=True, help="fastText epochs.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="fastText threads per language (1 is bit-for-bit reproducible).")
 @click.option("--force", type=bool, default=False, show_default=True,
               help="Build anew even if a finished run exists.")
-def command(data_run_id: str, k: int, dim: int, epoch: int, seed: int, force: bool) -> None:
+def command(data_run_id: str, k: int, dim: int, epoch: int, seed: int, threads: int,
+            force: bool) -> None:
     """Build (or reuse) the knn-replace neighbour table of a prepared dataset."""
-    config = KnnSpaceConfig(k=k, dim=dim, epoch=epoch, seed=seed)
+    config = KnnSpaceConfig(k=k, dim=dim, epoch=epoch, seed=seed, threads=threads)
     get_or_run(data_run(data_run_id or None), config, force, own_launcher=True)
 
 

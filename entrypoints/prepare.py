@@ -3,26 +3,41 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 from pathlib import Path
 
 import click
 import mlflow
+from mlflow.tracking import MlflowClient
 
-from entrypoints.common import note_launcher, run_command, start_run
+from entrypoints.common import OPTIONAL_FLOAT, OPTIONAL_INT, note_launcher, run_command, start_run
 from minimult_ml import tracking
-from minimult_ml.prepare import PrepareConfig, prepare
+from minimult_ml.prepare import LAB_LANGUAGES, PrepareConfig, prepare
 
 
 def run_name(config: PrepareConfig) -> str:
     source = Path(config.source.partition(":")[2]).stem or config.source
-    return f"prepare-{source}-v{config.vocab_size}"
+    languages = "" if config.is_lab else "-" + "-".join(config.codes)
+    return f"prepare-{source}{languages}-v{config.vocab_size}"
+
+
+def experiment_of(track: str) -> str:
+    """The experiment of a track's runs: minimult-lab or minimult-real (unless overridden)."""
+    return tracking.experiment_name(tracking.REAL_EXPERIMENT if track == "real"
+                                    else tracking.LAB_EXPERIMENT)
+
+
+def track_of(data_run_id: str) -> str:
+    """The track of a prepare run's data: the lab (English + Fake-English) or real."""
+    languages = MlflowClient().get_run(data_run_id).data.params.get("languages", LAB_LANGUAGES)
+    return "lab" if languages == LAB_LANGUAGES else "real"
 
 
 def get_or_run(config: PrepareConfig, force: bool = False, own_launcher: bool = False) -> str:
     """The id of the newest finished prepare run with this config; runs prepare when none."""
     config.validate()
-    experiment = tracking.experiment_name()
+    experiment = experiment_of("lab" if config.is_lab else "real")
     params = dataclasses.asdict(config)
     if not force and (found := tracking.find_run("prepare", params, experiment)):
         run_id = found.info.run_id
@@ -34,53 +49,83 @@ def get_or_run(config: PrepareConfig, force: bool = False, own_launcher: bool = 
     with tempfile.TemporaryDirectory() as tmp:
         summary = prepare(config, Path(tmp))
         stats = summary["stats"]
-        with start_run(run_name(config), {"step": "prepare"}, own_launcher) as run:
+        tags = {"step": "prepare", "languages": ",".join(stats["languages"])}
+        with start_run(run_name(config), tags, own_launcher, experiment) as run:
             mlflow.log_params(params | summary["fingerprints"] | tracking.provenance()
-                              | {"sentence_splitter": stats["sentence_splitter"]["train"]})
-            mlflow.log_metrics({f"{split}/{k}": v for split in ("train", "dev")
-                                for k, v in stats[split].items()}
+                              | {"sentence_splitter": json.dumps(stats["sentence_splitter"])})
+            mlflow.log_metrics(_flatten({split: stats[split] for split in ("train", "dev")})
                                | {"vocab_size": stats["vocab_size"]})
             mlflow.log_artifacts(tmp)
     click.echo(f"prepare: finished run {run.info.run_id}")
     return run.info.run_id
 
 
-def data_run(data_run_id: str | None) -> str:
+def _flatten(tree: dict, prefix: str = "") -> dict[str, float]:
+    """{"train": {"de": {"sentences": 3}}} → {"train/de/sentences": 3}."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}/")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def data_run(data_run_id: str | None, track: str = "lab") -> str:
     """The prepare run a later step uses: the one given (checked), or the newest finished
-    default one — run first when there is none (DESIGN §3)."""
+    default one of the track — run first when there is none (DESIGN §3)."""
     if data_run_id:
         tracking.get_run(data_run_id, "prepare")
         return data_run_id
-    return get_or_run(PrepareConfig())
+    return get_or_run(PrepareConfig() if track == "lab" else PrepareConfig.real())
 
 
 def print_stats(run_id: str) -> None:
     stats = mlflow.artifacts.load_dict(f"runs:/{run_id}/stats.json")
     for split in ("train", "dev"):
-        s = stats[split]
-        click.echo(f"{split:5s} {s['sentences']:>7,} sentences  {s['words']:>9,} words  "
-                   f"{s['word_types']:>6,} word types  {s['characters']:>3} characters  "
-                   f"median {s['median_sentence_words']:g} words/sentence")
-    click.echo(f"vocabulary {stats['vocab_size']} ids ({stats['vocab_size_per_language']} per "
-               f"language); sentence splitter: {stats['sentence_splitter']['train']}")
+        if "sentences" in stats[split]:  # the lab: one English corpus
+            s = stats[split]
+            click.echo(f"{split:5s} {s['sentences']:>7,} sentences  {s['words']:>9,} words  "
+                       f"{s['word_types']:>6,} word types  {s['characters']:>3} characters  "
+                       f"median {s['median_sentence_words']:g} words/sentence")
+            continue
+        for code, s in stats[split].items():
+            click.echo(f"{split:5s} {code:3s} {s['sentences']:>9,} sentences  "
+                       f"{s['tokens']:>11,} tokens  median {s['median_sentence_tokens']:g} "
+                       f"tokens/sentence")
+    sizes = ", ".join(f"{code} {size}" for code, size in
+                      zip(stats["languages"], stats["vocab_size_per_language"], strict=True))
+    click.echo(f"vocabulary {stats['vocab_size']} ids ({sizes}); sentence splitter: "
+               f"{json.dumps(stats['sentence_splitter'])}")
 
 
 @click.command("prepare")
-@click.option("--source", default="bible", show_default=True,
-              help="Training text: bible, pbc:PATH or text:PATH.")
-@click.option("--dev-source", default="bible", show_default=True,
-              help="Dev text: bible, pbc:PATH or text:PATH.")
-@click.option("--vocab-size", default=2048, show_default=True, help="WordPiece vocabulary size.")
-@click.option("--dev-sentences", default=10_000, show_default=True,
-              help="Dev set size (first N sentences).")
-@click.option("--train-sentences", default=0, show_default=True,
-              help="Use only the first N training sentences (0 = all).")
+@click.option("--languages", default=LAB_LANGUAGES, show_default=True,
+              help="en,fake-en (the lab) or real languages' ISO codes, like en,de,hi.")
+@click.option("--source", help="Lab: bible (default), pbc:PATH or text:PATH. Real languages: "
+                               "wikipedia (default), wikipedia:DIR or text:DIR (DIR/<lang>.txt).")
+@click.option("--dev-source", help="Lab: the dev text, as --source (default bible).")
+@click.option("--vocab-size", type=OPTIONAL_INT,
+              help="WordPiece vocabulary size per language (2048 lab, 20000 real).")
+@click.option("--dev-sentences", type=OPTIONAL_INT,
+              help="Dev sentences per language (lab: the first 10000; real: 5000 held out).")
+@click.option("--train-sentences", type=OPTIONAL_INT,
+              help="Use only the first N training sentences per language (default 0 = all).")
+@click.option("--bytes-per-language", type=OPTIONAL_FLOAT,
+              help="Real languages: sample this much UTF-8 text of each (default 1e9).")
+@click.option("--seed", type=OPTIONAL_INT,
+              help="Real languages: which articles are sampled (default 0).")
 @click.option("--force", type=bool, default=False, show_default=True,
               help="Build anew even if a finished run exists.")
-def command(source: str, dev_source: str, vocab_size: int, dev_sentences: int,
-            train_sentences: int, force: bool) -> None:
-    """Prepare the lab corpus: sentences, WordPiece vocabulary, Fake-English, token ids, stats."""
-    config = PrepareConfig(source, dev_source, vocab_size, dev_sentences, train_sentences)
+def command(languages: str, source: str | None, dev_source: str | None, vocab_size: int | None,
+            dev_sentences: int | None, train_sentences: int | None,
+            bytes_per_language: float | None, seed: int | None, force: bool) -> None:
+    """Prepare a corpus: sentences, WordPiece vocabularies, token ids, stats (lab or real)."""
+    config = PrepareConfig.of(
+        languages, source=source or None, dev_source=dev_source or None,
+        vocab_size=vocab_size, dev_sentences=dev_sentences, train_sentences=train_sentences,
+        bytes_per_language=None if bytes_per_language is None else int(bytes_per_language),
+        seed=seed)
     print_stats(get_or_run(config, force=force, own_launcher=True))
 
 

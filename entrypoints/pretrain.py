@@ -1,4 +1,5 @@
-"""`pretrain`: MLM pretraining of one exp × seed, tracked in MLflow, resumable."""
+"""`pretrain`: MLM pretraining of one exp × seed, tracked in MLflow, resumable; several processes
+with `torchrun --nproc-per-node N -m entrypoints.pretrain …` (DDP, the same effective batch)."""
 
 from __future__ import annotations
 
@@ -15,15 +16,18 @@ from mlflow.tracking import MlflowClient
 
 from entrypoints import knn_space
 from entrypoints import prepare as prepare_entry
-from entrypoints.common import note_launcher, run_command, start_run
+from entrypoints.common import OPTIONAL_FLOAT, OPTIONAL_INT, note_launcher, run_command, start_run
 from entrypoints.evaluate import CheckpointEvaluator, summary
-from minimult_ml import experiments, tracking
+from minimult_ml import distributed, experiments, tracking
 from minimult_ml.errors import InputError
 from minimult_ml.experiments import TrainConfig
 from minimult_ml.prepare import load
 from minimult_ml.training import STATE_FILE, train
 
 EVAL_DEV_SENTENCES = 10_000
+# fastText on a gigabyte per language with one thread takes hours; more threads are Hogwild,
+# not bit-reproducible, which the real track's noisy data can afford (the lab keeps one).
+REAL_KNN_THREADS = 8
 
 
 def run_params(config: TrainConfig, data_run_id: str, knn_run_id: str) -> dict[str, object]:
@@ -31,11 +35,10 @@ def run_params(config: TrainConfig, data_run_id: str, knn_run_id: str) -> dict[s
     return dataclasses.asdict(config) | {"data_run_id": data_run_id} | knn
 
 
-def unfinished_run(params: dict[str, object]) -> Run | None:
+def unfinished_run(params: dict[str, object], experiment: str) -> Run | None:
     """The newest killed, failed or still-"running" pretrain run with these params that has a
     resume state to continue from."""
-    for run in tracking.find_runs("pretrain", params, tracking.experiment_name(),
-                                  finished=False):
+    for run in tracking.find_runs("pretrain", params, experiment, finished=False):
         if any(f.path == STATE_FILE for f in MlflowClient().list_artifacts(run.info.run_id)):
             return run
     return None
@@ -51,67 +54,118 @@ def fetch_resume_state(run_id: str, out: Path) -> None:
         out / "checkpoints" / f"step-{step}")
 
 
-def pretrain(config: TrainConfig, data_run_id: str | None, resume: bool,
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What rank 0 looked up on the tracking server, shared with every process."""
+
+    config: TrainConfig
+    data_run_id: str
+    knn_run_id: str
+    run_id: str  # the run to log into: new, or the unfinished one to resume
+    resumed: bool
+
+
+def plan(exp: str, overrides: dict[str, object], data_run_id: str | None, resume: bool,
+         own_launcher: bool, knn_run_id: str, eval_every: int, device: torch.device) -> Plan:
+    """Rank 0: find or build the data (and knn space), resolve the exp for the data's track, and
+    start the run (or find the one to resume), leaving it active in this process."""
+    if data_run_id:
+        tracking.get_run(data_run_id, "prepare")
+        track = prepare_entry.track_of(data_run_id)
+    else:
+        track = experiments.track_of(exp) or "lab"
+    config = experiments.resolve(exp, track, **overrides)
+    if eval_every and track == "real":
+        raise InputError("eval_every: evaluate measures English–Fake-English multilinguality "
+                         "in the lab; real-track runs are evaluated by the xnli entry point")
+    data_run_id = prepare_entry.data_run(data_run_id, track)
+    codes = MlflowClient().get_run(data_run_id).data.params["languages"].split(",")
+    experiments.inverted_languages(config, codes)  # a bad invert= fails before any run exists
+    if config.p_knn > 0:  # knn-replace: the neighbour table of this data, built once
+        threads = REAL_KNN_THREADS if track == "real" else 1
+        knn_run_id = knn_space.knn_run(knn_run_id, data_run_id, config.knn_k, threads)
+    params = run_params(config, data_run_id, knn_run_id)
+    experiment = prepare_entry.experiment_of(track)
+    previous = unfinished_run(params, experiment) if resume else None
+    if previous is not None:
+        click.echo(f"pretrain: resuming run {previous.info.run_id}")
+        if own_launcher:
+            note_launcher(f"Resumed the unfinished pretrain run {previous.info.run_id}.",
+                          previous.info.run_id)
+        mlflow.start_run(run_id=previous.info.run_id)  # RUNNING again
+        return Plan(config, data_run_id, knn_run_id, previous.info.run_id, True)
+    tags = {"step": "pretrain", "exp": config.exp, "paper_id": config.paper_id,
+            "seed": str(config.seed), "data_run_id": data_run_id, "track": track}
+    if knn_run_id:
+        tags["knn_run_id"] = knn_run_id
+    run = start_run(config.run_name, tags, own_launcher, experiment)
+    mlflow.log_params(params | data_fingerprints(data_run_id) | tracking.provenance()
+                      | {"device": device.type})
+    return Plan(config, data_run_id, knn_run_id, run.info.run_id, False)
+
+
+def pretrain(exp: str, overrides: dict[str, object], data_run_id: str | None, resume: bool,
              own_launcher: bool = False, eval_every: int = 0, knn_run_id: str = "") -> str:
-    """Train `config` on the prepared data, logging to a new run (or the one it resumes).
+    """Train exp (with `overrides` of its defaults) on the prepared data, logging to a new run or
+    the one it resumes; under torchrun, in every process.
 
     With `eval_every`, checkpoints at multiples of it and the final one are evaluated as they
     are written, so the curves grow in the UI while training runs.
     """
-    data_run_id = prepare_entry.data_run(data_run_id)
-    data = load(tracking.download(data_run_id, ""))
-    if config.p_knn > 0:  # knn-replace: the neighbour table of this data, built once
-        knn_run_id = knn_space.knn_run(knn_run_id, data_run_id, config.knn_k)
-    params = run_params(config, data_run_id, knn_run_id)
-    previous = unfinished_run(params) if resume else None
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    evaluated: set[int] = set()
+    process = distributed.start()
+    try:
+        the_plan = plan(exp, overrides, data_run_id, resume, own_launcher, knn_run_id,
+                        eval_every, process.device) if process.main else None
+        the_plan = distributed.share(the_plan, process)
+        try:
+            return _train(the_plan, process, eval_every)
+        except BaseException as e:
+            if process.main:  # Ctrl-C left a last checkpoint: KILLED, resumable; else FAILED
+                mlflow.end_run("KILLED" if isinstance(e, click.Abort) else "FAILED")
+            raise
+    finally:
+        distributed.stop(process)
 
-    def on_checkpoint(step: int, folder: Path) -> None:
-        mlflow.log_artifacts(str(folder), f"checkpoints/step-{step}")
+
+def _train(plan: Plan, process: distributed.Process, eval_every: int) -> str:
+    """Every rank trains; rank 0 logs into the active run and ends it FINISHED."""
+    config = plan.config
+    data = load(tracking.download(plan.data_run_id, ""))
+    evaluated: set[int] = set()
+    client = MlflowClient()
+
+    def on_checkpoint(step: int, folder: Path) -> None:  # rank 0 only
+        client.log_artifacts(plan.run_id, str(folder), f"checkpoints/step-{step}")
         if step != 0:  # the state of `untrained` is its initialisation: nothing to resume
-            mlflow.log_artifact(str(out / STATE_FILE))
+            client.log_artifact(plan.run_id, str(out / STATE_FILE))
         if eval_every and step % eval_every == 0:
             evaluate_checkpoint(step, folder)
 
     def evaluate_checkpoint(step: int, folder: Path) -> None:
-        evaluator = CheckpointEvaluator(run.info.run_id, [0, 8], EVAL_DEV_SENTENCES, data)
+        evaluator = CheckpointEvaluator(plan.run_id, [0, 8], EVAL_DEV_SENTENCES, data)
         click.echo(summary(step, evaluator(step, folder, figures_too=True)))
         evaluated.add(step)
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        if previous is not None:
-            fetch_resume_state(previous.info.run_id, out)
-            run = mlflow.start_run(run_id=previous.info.run_id)
-            click.echo(f"pretrain: resuming run {previous.info.run_id}")
-            if own_launcher:
-                note_launcher(f"Resumed the unfinished pretrain run {previous.info.run_id}.",
-                              previous.info.run_id)
-        else:
-            tags = {"step": "pretrain", "exp": config.exp, "paper_id": config.paper_id,
-                    "seed": str(config.seed), "data_run_id": data_run_id}
-            if knn_run_id:
-                tags["knn_run_id"] = knn_run_id
-            run = start_run(config.run_name, tags, own_launcher)
-            mlflow.log_params(params | data_fingerprints(data_run_id) | tracking.provenance()
-                              | {"device": device.type})
-        with run:
-            knn_table = knn_space.load_table(knn_run_id) if knn_run_id else None
-            result = train(config, data.train, data.tokenizer, data.languages, out,
-                           device=device, knn_table=knn_table, log=mlflow.log_metrics,
-                           on_checkpoint=on_checkpoint, resume=previous is not None,
-                           progress=sys.stderr.isatty())
+        if plan.resumed:
+            fetch_resume_state(plan.run_id, out)
+        knn_table = knn_space.load_table(plan.knn_run_id) if plan.knn_run_id else None
+        result = train(config, data.train, data.tokenizers, out, device=process.device,
+                       knn_table=knn_table, log=mlflow.log_metrics, on_checkpoint=on_checkpoint,
+                       resume=plan.resumed, progress=sys.stderr.isatty(), process=process)
+        if process.main:
             final = out / "checkpoints" / f"step-{result.step}"
-            mlflow.log_artifacts(str(final), "model")
+            client.log_artifacts(plan.run_id, str(final), "model")
             if eval_every and result.step not in evaluated:
                 evaluate_checkpoint(result.step, final)
-            if result.interrupted:
-                mlflow.end_run("KILLED")
-                raise click.Abort()
-    click.echo(f"pretrain: finished run {run.info.run_id} ({config.run_name}, "
-               f"{result.step} steps, final loss {result.final_loss:.4f})")
-    return run.info.run_id
+    if result.interrupted:
+        raise click.Abort()
+    if process.main:
+        mlflow.end_run("FINISHED")
+        click.echo(f"pretrain: finished run {plan.run_id} ({config.run_name}, "
+                   f"{result.step} steps, final loss {result.final_loss:.4f})")
+    return plan.run_id
 
 
 def data_fingerprints(data_run_id: str) -> dict[str, str]:
@@ -119,29 +173,11 @@ def data_fingerprints(data_run_id: str) -> dict[str, str]:
     return {f"data_{k}": v for k, v in params.items() if k.endswith("_sha256")}
 
 
-class OptionalInt(click.ParamType):
-    """An int, or "" for the exp's default (MLproject parameters cannot be left out)."""
-
-    name = "integer"
-
-    def convert(self, value: object, param: click.Parameter | None,
-                ctx: click.Context | None) -> int | None:
-        if value is None or value == "":
-            return None
-        try:
-            return int(value)
-        except ValueError:
-            self.fail(f"{value!r} is not an integer", param, ctx)
-
-
-OPTIONAL_INT = OptionalInt()
-
-
 def print_registry() -> None:
-    click.echo(f"{'ID':>4}  {'exp':45s} size   lr      epochs  masking (mask, keep, random, knn)")
-    for paper_id in experiments.PAPER_IDS:
+    click.echo(f"{'ID':>7}  {'exp':45s} size   lr      epochs  masking (mask, keep, random, knn)")
+    for paper_id in [*experiments.PAPER_IDS, *experiments.REAL_IDS]:
         c = experiments.resolve(paper_id)
-        click.echo(f"{c.paper_id:>4}  {c.exp:45s} {c.size:6s} {c.lr:<7g} {c.epochs:<7d} "
+        click.echo(f"{c.paper_id:>7}  {c.exp:45s} {c.size:6s} {c.lr:<7g} {c.epochs:<7d} "
                    f"({c.p_mask:g}, {c.p_keep:g}, {c.p_random:g}, {c.p_knn:g})")
 
 
@@ -149,13 +185,20 @@ def print_registry() -> None:
 @click.option("--exp", default="original", show_default=True,
               help="Paper ID or modification names joined by ';' or '+'.")
 @click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--epochs", type=OPTIONAL_INT, help="Default: the exp's (100; 200 for no-parallel).")
+@click.option("--epochs", type=OPTIONAL_INT,
+              help="Default: the exp's (100; 200 for no-parallel; 2 in the real track).")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
 @click.option("--checkpoint-every", type=int, help="Steps between checkpoints (0 = end only).")
 @click.option("--batch-size", type=int, help="Effective batch size (default 256).")
 @click.option("--micro-batch-size", type=int, help="Gradient accumulation: rows per pass.")
-@click.option("--lr", type=float, help="Default: the exp's (2e-3; 1e-4 for overparam).")
-@click.option("--data-run-id", default="", help="The prepare run to train on (default: newest).")
+@click.option("--lr", type=float, help="Default: the exp's (2e-3; 1e-4 for BERT-base).")
+@click.option("--size", default="",
+              help="small or base (default: the exp's; small in the lab, base in the real track).")
+@click.option("--dropout", type=OPTIONAL_FLOAT, help="Hidden and attention dropout (default 0.1).")
+@click.option("--invert", default="", help="inv-order: the language reversed (default: the "
+                                            "second, Fake-English or German).")
+@click.option("--data-run-id", default="", help="The prepare run to train on (default: newest "
+                                                 "default one of the exp's track).")
 @click.option("--knn-run-id", default="",
               help="knn-replace: the knn-space run to use (default: built or reused).")
 @click.option("--compile", "compile_", type=click.Choice(["auto", "true", "false"]),
@@ -164,13 +207,14 @@ def print_registry() -> None:
               help="Continue the newest unfinished run with the same parameters.")
 @click.option("--eval-every", type=int, default=0, show_default=True,
               help="Evaluate checkpoints at multiples of N steps, and the last (0 = none); "
-                   "checkpoint_every defaults to N.")
+                   "checkpoint_every defaults to N. Lab runs only.")
 @click.option("--list", "list_", is_flag=True, help="Print the experiment registry and exit.")
 def command(exp: str, seed: int, epochs: int | None, max_steps: int | None,
             checkpoint_every: int | None, batch_size: int | None, micro_batch_size: int | None,
-            lr: float | None, data_run_id: str, knn_run_id: str, compile_: str, resume: bool,
-            eval_every: int, list_: bool) -> None:
-    """Pretrain BERT with MLM on English + Fake-English under an exp's modifications."""
+            lr: float | None, size: str, dropout: float | None, invert: str,
+            data_run_id: str, knn_run_id: str, compile_: str, resume: bool, eval_every: int,
+            list_: bool) -> None:
+    """Pretrain BERT with MLM on a prepared corpus under an exp's modifications."""
     if list_:
         print_registry()
         return
@@ -178,11 +222,12 @@ def command(exp: str, seed: int, epochs: int | None, max_steps: int | None,
         raise InputError(f"eval_every must be ≥ 0, got {eval_every}")
     if eval_every and not checkpoint_every:  # evaluation reads checkpoints: write them then
         checkpoint_every = eval_every
-    config = experiments.resolve(exp, seed=seed, epochs=epochs, max_steps=max_steps,
-                                 checkpoint_every=checkpoint_every, batch_size=batch_size,
-                                 micro_batch_size=micro_batch_size, lr=lr, compile=compile_)
-    pretrain(config, data_run_id or None, resume, own_launcher=True, eval_every=eval_every,
-             knn_run_id=knn_run_id)
+    overrides = {"seed": seed, "epochs": epochs, "max_steps": max_steps,
+                 "checkpoint_every": checkpoint_every, "batch_size": batch_size,
+                 "micro_batch_size": micro_batch_size or None, "lr": lr, "size": size or None,
+                 "dropout": dropout, "invert": invert or None, "compile": compile_}
+    pretrain(exp, overrides, data_run_id or None, resume, own_launcher=True,
+             eval_every=eval_every, knn_run_id=knn_run_id)
 
 
 if __name__ == "__main__":

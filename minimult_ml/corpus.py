@@ -1,21 +1,30 @@
-"""Corpus sources, cleaning and sentence splitting (paper §2.1).
+"""Corpus sources, cleaning and sentence splitting (paper §2.1, §5.1).
 
-A source spec names where the text comes from:
+The lab's English comes from a source spec:
   bible         the embedded public-domain Bibles: train = World English Bible New Testament,
                 dev = King James Old Testament (the paper's dev set)
   pbc:PATH      a Parallel Bible Corpus edition file: train = its New Testament, dev = its Old
   text:PATH     a UTF-8 text file, one sentence or paragraph per line (same text for both splits)
+
+The real track's languages each come from a multilingual source spec, as a Hugging Face dataset
+of documents sampled to a byte budget per language:
+  wikipedia     the `wikimedia/wikipedia` dump of each language on the hub, streamed
+  wikipedia:DIR the same parquet files on disk: DIR/<dump>.<lang>/*.parquet
+  text:DIR      DIR/<lang>.txt, one paragraph per line
 """
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import datasets
 from nltk.tokenize import TreebankWordTokenizer
-from nltk.tokenize.punkt import PunktSentenceTokenizer, PunktTokenizer
+from nltk.tokenize.punkt import PunktLanguageVars, PunktSentenceTokenizer, PunktTokenizer
 
 from minimult_ml.errors import InputError
 
@@ -85,26 +94,142 @@ def load_source(spec: str, split: str) -> list[str]:
     raise InputError(f"unknown source {spec!r}; use 'bible', 'pbc:PATH' or 'text:PATH'")
 
 
+class _SentenceEnds(PunktLanguageVars):
+    # Hindi ends sentences with the danda; the other languages never write it.
+    sent_end_chars = (".", "?", "!", "।", "॥")
+
+
+# NLTK's pretrained Punkt models (the punkt_tab data package), by ISO code.
+PUNKT_MODELS = {"cs": "czech", "da": "danish", "de": "german", "el": "greek", "en": "english",
+                "es": "spanish", "et": "estonian", "fi": "finnish", "fr": "french",
+                "it": "italian", "ml": "malayalam", "nl": "dutch", "no": "norwegian",
+                "pl": "polish", "pt": "portuguese", "ru": "russian", "sl": "slovene",
+                "sv": "swedish", "tr": "turkish"}
+PUNKT_TRAINING_CHARACTERS = 5_000_000  # Punkt learns abbreviations; a few MB are plenty
+
+
 @dataclass(frozen=True)
 class Splitter:
     tokenizer: PunktSentenceTokenizer
-    kind: str  # "punkt_tab" (NLTK's pretrained English model) or "trained" (on this corpus)
+    kind: str  # "punkt_tab" (NLTK's pretrained model) or "trained" (on this corpus)
 
     def split(self, paragraph: str) -> list[str]:
         return self.tokenizer.tokenize(paragraph)
 
 
-def sentence_splitter(paragraphs: list[str]) -> Splitter:
-    """NLTK Punkt: the pretrained model when installed, else one trained on the corpus itself."""
-    try:
-        return Splitter(PunktTokenizer("english"), "punkt_tab")
-    except LookupError:
-        return Splitter(PunktSentenceTokenizer("\n".join(paragraphs)), "trained")
+def sentence_splitter(paragraphs: list[str], language: str = "en") -> Splitter:
+    """NLTK Punkt: the pretrained model of `language` when installed, else one trained on (the
+    first few MB of) the corpus itself."""
+    if language in PUNKT_MODELS:
+        try:
+            return Splitter(PunktTokenizer(PUNKT_MODELS[language]), "punkt_tab")
+        except LookupError:
+            pass
+    text, size = [], 0
+    for p in paragraphs:
+        if size > PUNKT_TRAINING_CHARACTERS:
+            break
+        text.append(p)
+        size += len(p)
+    return Splitter(PunktSentenceTokenizer("\n".join(text), lang_vars=_SentenceEnds()), "trained")
 
 
 def sentences(paragraphs: list[str], splitter: Splitter) -> list[str]:
     cleaned = (clean(p) for p in paragraphs)
     return [s for p in cleaned if p for s in splitter.split(p)]
+
+
+# --------------------------------------------------------------------------------------------
+# Multilingual sources: documents as Hugging Face datasets (the real track)
+
+WIKIPEDIA = "wikimedia/wikipedia"
+WIKIPEDIA_DUMP = "20231101"
+
+
+def source_files(spec: str, lang: str) -> list[Path] | None:
+    """The files a local source reads for `lang` (None for the hub); bad specs fail here."""
+    scheme, _, arg = spec.partition(":")
+    if scheme == "text" and arg:
+        path = Path(arg) / f"{lang}.txt"
+        if not path.is_file():
+            raise InputError(f"text source: no file {path}; put one paragraph per line of "
+                             f"language {lang!r} there")
+        return [path]
+    if scheme == "wikipedia" and arg:
+        folder = Path(arg) / f"{WIKIPEDIA_DUMP}.{lang}"
+        files = sorted(folder.glob("*.parquet"))
+        if not files:
+            raise InputError(f"wikipedia source: no parquet files in {folder}; give a folder "
+                             f"laid out like the hub's {WIKIPEDIA} ({WIKIPEDIA_DUMP}.<lang>/)")
+        return files
+    if scheme == "wikipedia":
+        return None
+    raise InputError(f"unknown source {spec!r} for real languages; use wikipedia, "
+                     f"wikipedia:DIR or text:DIR")
+
+
+def _documents_stream(spec: str, lang: str) -> datasets.IterableDataset:
+    files = source_files(spec, lang)
+    if files is not None:
+        builder = "text" if spec.startswith("text") else "parquet"
+        return datasets.load_dataset(builder, data_files=[str(f) for f in files],
+                                     split="train", streaming=True)
+    try:
+        return datasets.load_dataset(WIKIPEDIA, f"{WIKIPEDIA_DUMP}.{lang}", split="train",
+                                     streaming=True)
+    except Exception as e:  # offline, unknown language, hub trouble: all fixed the same ways
+        reason = (str(e).splitlines() or [""])[0]
+        raise InputError(f"could not stream {WIKIPEDIA} ({WIKIPEDIA_DUMP}.{lang}) from the "
+                         f"Hugging Face hub ({type(e).__name__}: {reason}); check the network, "
+                         f"or pass source=text:DIR with DIR/{lang}.txt or source=wikipedia:DIR "
+                         f"with the dump's parquet files") from None
+
+
+def _sample(spec: str, lang: str, max_bytes: int, seed: int, files: object) -> Iterator[dict]:
+    """Documents of `lang` until `max_bytes` of UTF-8 text: Wikipedia's articles in a seeded
+    shuffled order, a text file's lines in file order. (`files` only keys the datasets cache.)"""
+    stream = _documents_stream(spec, lang)
+    if spec.startswith("wikipedia"):
+        stream = stream.shuffle(seed=seed, buffer_size=10_000)
+    size = 0
+    try:
+        for doc in stream:
+            if size >= max_bytes:
+                return
+            size += len(doc["text"].encode("utf-8"))
+            yield {"text": doc["text"]}
+    except UnicodeDecodeError as e:
+        raise InputError(f"source {spec}: the {lang} text is not UTF-8 (byte {e.start}); "
+                         "convert it to UTF-8 first") from None
+
+
+def documents(spec: str, lang: str, max_bytes: int, seed: int = 0) -> datasets.Dataset:
+    """Language `lang`'s documents from a multilingual source spec, sampled to `max_bytes`, as
+    a dataset on disk (cached: the same sample of the same files is not streamed twice)."""
+    files = source_files(spec, lang)
+    if files is None:
+        _documents_stream(spec, lang)  # fail fast, in this process, when the hub is out of reach
+    signature = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files or []]
+    try:
+        return datasets.Dataset.from_generator(
+            _sample, gen_kwargs={"spec": spec, "lang": lang, "max_bytes": max_bytes,
+                                 "seed": seed, "files": signature})
+    except datasets.exceptions.DatasetGenerationError as e:
+        if isinstance(e.__cause__, InputError):
+            raise e.__cause__ from None
+        raise
+
+
+def split_documents(docs: datasets.Dataset, splitter: Splitter) -> datasets.Dataset:
+    """One row per sentence: each line of a document cleaned and split (batched, in parallel
+    for large corpora, cached)."""
+    def split(batch: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {"text": sentences([p for doc in batch["text"] for p in doc.splitlines()],
+                                  splitter)}
+
+    workers = min(os.cpu_count() or 1, max(1, len(docs) // 20_000))
+    return docs.map(split, batched=True, remove_columns=docs.column_names,
+                    num_proc=workers if workers > 1 else None, desc="splitting sentences")
 
 
 _words = TreebankWordTokenizer()

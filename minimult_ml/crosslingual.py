@@ -306,9 +306,10 @@ class KnnSpaceConfig:
     epoch: int = 20  # fastText's default 5 leaves the spaces too noisy to map (DESIGN §5)
     bucket: int = 2_000_000  # fastText's default number of n-gram hash buckets
     seed: int = 0  # language i's fastText uses seed + i: independently trained spaces
+    threads: int = 1  # per fastText model: 1 is bit-for-bit reproducible, more are faster
 
     def validate(self) -> None:
-        for name in ("k", "dim", "epoch", "bucket"):
+        for name in ("k", "dim", "epoch", "bucket", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"knn space: {name} must be ≥ 1, got {getattr(self, name)}")
 
@@ -330,7 +331,8 @@ def build_knn_table(corpora: list[list[list[str]]], vocabularies: list[list[str]
     with ThreadPoolExecutor(n_lang) as pool:  # one single-threaded fastText per language
         models = list(pool.map(
             lambda i: train_fasttext(corpora[i], dim=config.dim, epoch=config.epoch,
-                                     seed=config.seed + i, bucket=config.bucket), range(n_lang)))
+                                     seed=config.seed + i, bucket=config.bucket,
+                                     threads=config.threads), range(n_lang)))
     spaces = []
     for corpus, vocab, model in zip(corpora, vocabularies, models, strict=True):
         # VecMap reads frequency order; ties (tokens never seen) keep id order.
@@ -364,14 +366,19 @@ def shift_precision(table: Tensor, size: int, offset: int, num_special: int,
 
 
 def prepared_knn_table(data: Prepared, config: KnnSpaceConfig) -> tuple[Tensor, dict]:
-    """Every language's tokens of the training sentences → the neighbour table and a report."""
+    """Every language's tokens of its training sentences → the neighbour table and a report.
+
+    In the lab both languages read the same English sentences, each through its own block of
+    ids; in the real track each language has sentences of its own.
+    """
     vocab = np.array(data.tokenizer.convert_ids_to_tokens(list(range(data.languages.vocab_size))))
-    ids, offsets = data.train.ids.astype(np.int64), data.train.offsets
-    content = np.ones(len(ids), dtype=bool)
-    content[offsets[:-1]] = content[offsets[1:] - 1] = False  # no [CLS] and [SEP]
-    sentences = np.split(np.where(content, ids, -1), offsets[1:-1])
     corpora, vocabularies = [], []
-    for lang in data.languages.languages:
+    for k, lang in enumerate(data.languages.languages):
+        part = data.train.language(k)
+        ids, offsets = part.ids.astype(np.int64), part.offsets
+        content = np.ones(len(ids), dtype=bool)
+        content[offsets[:-1]] = content[offsets[1:] - 1] = False  # no [CLS] and [SEP]
+        sentences = np.split(np.where(content, ids, -1), offsets[1:-1])
         words = vocab[lang.offset:lang.offset + lang.size]
         corpora.append([words[s[s >= 0]].tolist() for s in sentences])
         vocabularies.append(words.tolist())
@@ -380,8 +387,8 @@ def prepared_knn_table(data: Prepared, config: KnnSpaceConfig) -> tuple[Tensor, 
                                     [lang.offset for lang in data.languages.languages], config,
                                     data.languages.vocab_size, NUM_SPECIAL)
     report["seconds"] = time.perf_counter() - start
-    if data.languages.codes == ["en", "fake-en"]:  # the gold dictionary is the shift
-        counts = np.bincount(ids, minlength=data.languages.languages[0].size)
+    if data.languages.is_lab:  # the gold dictionary is the shift
+        counts = np.bincount(data.train.ids, minlength=data.languages.languages[0].size)
         counts[:NUM_SPECIAL] = -1
         frequent = torch.from_numpy(np.argsort(-counts, kind="stable")[:1000])
         report |= shift_precision(table, data.languages.languages[0].size,

@@ -112,7 +112,7 @@ class Evaluator:
         """MLM perplexity with 15% of non-special tokens replaced by [MASK], fixed seed."""
         generator = torch.Generator(self.device).manual_seed(PPL_SEED)
         masker = Masker(self.languages, PPL_MASKING, self.config.shift_special, self.device)
-        examples = torch.from_numpy(training_examples(len(ids), len(self.languages), parallel))
+        examples = torch.from_numpy(training_examples(ids, len(self.languages), parallel))
         padded = ids.padded().to(self.device)
         lengths = torch.from_numpy(ids.lengths)
         order = lengths[examples[:, 0]].argsort(stable=True)

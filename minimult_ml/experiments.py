@@ -3,6 +3,10 @@
 An exp is a paper ID (`0`, `8`, `21b`, `30`, `0-base`, …) or modification names joined by `;` or
 `+`, in any order. Adding a modification means adding its name here and one transform where it
 acts (`inputs` or `masking`); everything else reads the resolved config.
+
+Two tracks share the registry: the lab (English + Fake-English, BERT-small, Tables 1–2) and the
+real track (several real languages, BERT-base, Table 3), whose paper IDs end in "-base". The
+track decides the defaults (paper Table 9 and §5.1) and which paper ID a combination gets.
 """
 
 from __future__ import annotations
@@ -26,6 +30,14 @@ PAPER_IDS: dict[str, tuple[str, ...]] = {
     "18": ("untrained",), "19": ("untrained", "lang-pos"), "21": ("no-parallel",),
     "21b": ("lang-pos", "no-parallel"), "30": ("knn-replace",),
 }
+# The real-data runs of Table 3 (paper §5.1).
+REAL_IDS: dict[str, tuple[str, ...]] = {
+    "0-base": (), "3-base": ("inv-order",), "8-base": ("lang-pos", "shift-special", "no-random"),
+    "30-base": ("knn-replace",),
+}
+TRACKS = ("lab", "real")
+# Modifications that only make sense with the lab's parallel English + Fake-English corpus.
+LAB_ONLY = frozenset({"no-parallel", "overparam", "untrained"})
 # The lab runs of Tables 1–2, in the paper's order.
 LAB_IDS = ("0", "1", "2", "4", "5", "6", "7", "8", "15", "16", "17", "3", "9", "18", "19", "30",
            "21", "21b")
@@ -46,20 +58,26 @@ def canonical(modifications: frozenset[str]) -> str:
 def parse(exp: str) -> frozenset[str]:
     """A paper ID or `;`/`+`-joined modification names → the set of modifications."""
     exp = exp.strip()
-    if exp in PAPER_IDS:
-        return frozenset(PAPER_IDS[exp])
+    if exp in PAPER_IDS or exp in REAL_IDS:
+        return frozenset((PAPER_IDS | REAL_IDS)[exp])
     names = {n.strip() for n in re.split(r"[;+]", exp) if n.strip()} - {"original"}
     unknown = sorted(names - set(MODIFICATIONS))
     if unknown or not exp:
         raise InputError(f"unknown exp {exp!r} ({', '.join(unknown) or 'empty'}); valid: a paper "
-                         f"ID ({', '.join(PAPER_IDS)}) or names joined by ';' or '+' from: "
-                         f"original, {', '.join(MODIFICATIONS)}")
+                         f"ID ({', '.join([*PAPER_IDS, *REAL_IDS])}) or names joined by ';' or "
+                         f"'+' from: original, {', '.join(MODIFICATIONS)}")
     return frozenset(names)
 
 
-def paper_id(modifications: frozenset[str]) -> str:
-    """The paper's ID of this combination, or "x" when the paper did not run it."""
-    return next((i for i, m in PAPER_IDS.items() if frozenset(m) == modifications), "x")
+def track_of(exp: str) -> str | None:
+    """The track an exp names by itself: "real" for the "-base" IDs, else None (either)."""
+    return "real" if exp.strip() in REAL_IDS else None
+
+
+def paper_id(modifications: frozenset[str], track: str = "lab") -> str:
+    """The paper's ID of this combination in `track`, or "x" when the paper did not run it."""
+    ids = REAL_IDS if track == "real" else PAPER_IDS
+    return next((i for i, m in ids.items() if frozenset(m) == modifications), "x")
 
 
 @dataclass(frozen=True)
@@ -69,12 +87,15 @@ class TrainConfig:
     exp: str  # canonical modification names
     paper_id: str
     seed: int = 42
+    track: str = "lab"  # lab (English + Fake-English) or real (real languages, Table 3)
     # model
     size: str = "small"
+    dropout: float = 0.1  # BERT's hidden and attention dropout
     # data and input transforms
     lang_pos: bool = False
     shift_special: bool = False
     inv_order: bool = False
+    invert: str = ""  # inv-order: the language reversed ("" = the second: Fake-English, German)
     no_parallel: bool = False
     max_length: int = 128
     # masking: (mask, keep, random, knn) of the selected 15%
@@ -125,6 +146,15 @@ class TrainConfig:
             (self.size in SIZES, f"size must be one of {', '.join(SIZES)}, got {self.size!r}"),
             (self.compile in ("auto", "true", "false"),
              f"compile must be auto, true or false, got {self.compile!r}"),
+            (self.track in TRACKS, f"track must be lab or real, got {self.track!r}"),
+            (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
+            (not self.invert or self.inv_order,
+             f"invert={self.invert} names the language inv-order reverses; add inv-order to "
+             "the exp"),
+            (self.track == "lab" or not self.modifications & LAB_ONLY,
+             f"{', '.join(sorted(self.modifications & LAB_ONLY))} belongs to the lab only (its "
+             "parallel English + Fake-English corpus, BERT-small); the real track is BERT-base "
+             "on non-parallel text"),
         ]
         for ok, message in checks:
             if not ok:
@@ -135,10 +165,30 @@ class TrainConfig:
         return f"{self.paper_id}-{self.exp}-s{self.seed}"
 
 
-def resolve(exp: str, **overrides: object) -> TrainConfig:
-    """The frozen config of an exp: the paper's defaults for it, then explicit overrides."""
+def inverted_languages(config: TrainConfig, codes: list[str]) -> tuple[int, ...]:
+    """The indices of the languages inv-order reverses: `config.invert`, by default the second
+    language (Fake-English in the lab, German in the paper's real track); none without it."""
+    if not config.inv_order:
+        return ()
+    code = config.invert or codes[1]
+    if code not in codes:
+        raise InputError(f"invert={code}: the data has languages {', '.join(codes)}; name one "
+                         "of them")
+    return (codes.index(code),)
+
+
+def resolve(exp: str, track: str | None = None, **overrides: object) -> TrainConfig:
+    """The frozen config of an exp in a track (default: the one the exp names, else the lab):
+    the paper's defaults for it, then explicit overrides."""
     mods = parse(exp)
+    named = track_of(exp)
+    if track is not None and named is not None and track != named:
+        raise InputError(f"exp {exp} is a {named}-track exp, but the data is {track}-track data; "
+                         f"pass the exp by its modification names ({canonical(mods)}) or "
+                         f"{named}-track data")
+    track = track or named or "lab"
     defaults: dict[str, object] = {
+        "track": track,
         "lang_pos": "lang-pos" in mods,
         "shift_special": "shift-special" in mods,
         "inv_order": "inv-order" in mods,
@@ -153,11 +203,14 @@ def resolve(exp: str, **overrides: object) -> TrainConfig:
         defaults |= {"size": "base", "lr": 1e-4}
     if "no-parallel" in mods:  # each sentence is seen in one language only: twice the epochs
         defaults |= {"epochs": 200}
+    if track == "real":  # paper §5.1: BERT-base, 2 epochs, knn among the 5 nearest neighbours
+        defaults |= {"size": "base", "lr": 1e-4, "epochs": 2, "knn_k": 5}
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise InputError(f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(fields)}")
     given = {k: v for k, v in overrides.items() if v is not None}
-    config = TrainConfig(exp=canonical(mods), paper_id=paper_id(mods), **(defaults | given))
+    config = TrainConfig(exp=canonical(mods), paper_id=paper_id(mods, track),
+                         **(defaults | given))
     config.validate()
     return config

@@ -88,3 +88,21 @@ def position_similarity(positions: torch.Tensor, path: str | Path, title: str) -
     ax.set_ylabel("position")
     ax.set_title(title)
     save(fig, path)
+
+
+def confusion_matrix(counts: np.ndarray, labels: Sequence[str], path: str | Path,
+                     title: str) -> None:
+    """A [gold, predicted] count matrix, each cell annotated with its count."""
+    fig = Figure(figsize=(4.6, 4))
+    ax = fig.subplots()
+    image = ax.imshow(counts, cmap="Blues")
+    fig.colorbar(image, ax=ax, label="pairs")
+    for (i, j), n in np.ndenumerate(counts):
+        ax.text(j, i, str(n), ha="center", va="center",
+                color="white" if n > counts.max() / 2 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=30)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title(title)
+    save(fig, path)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from minimult_ml.languages import PAD, LanguageSet
+from minimult_ml.languages import CLS, PAD, SEP, LanguageSet
 
 
 @dataclass(frozen=True)
@@ -22,12 +22,27 @@ class InputConfig:
     max_length: int = 128  # language k's positions start at k · max_length under lang-pos
 
 
-def invert_order(ids: torch.Tensor, lengths: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+def inversion_index(local_ids: torch.Tensor, lengths: torch.Tensor,
+                    rows: torch.Tensor) -> torch.Tensor:
+    """Where each position of an inv-order row reads from: every segment between [CLS]/[SEP]
+    boundaries mirrored, everything else (specials, padding, unselected rows) in place.
+
+    A sentence is one segment (paper Appendix A.2); a sentence pair ([CLS] a [SEP] b [SEP], as in
+    XNLI) has two, each reversed in place. The index is an involution: it also maps back.
+    """
+    width = local_ids.shape[1]
+    pos = torch.arange(width, device=local_ids.device).expand_as(local_ids)
+    boundary = (local_ids == CLS) | (local_ids == SEP) | (pos >= lengths.unsqueeze(1))
+    before = torch.where(boundary, pos, -1).cummax(1).values  # last boundary at or before p
+    after = torch.where(boundary, pos, width).flip(1).cummin(1).values.flip(1)  # first at/after
+    keep = boundary | ~rows.unsqueeze(1)
+    return torch.where(keep, pos, before + after - pos)
+
+
+def invert_order(local_ids: torch.Tensor, lengths: torch.Tensor,
+                 rows: torch.Tensor) -> torch.Tensor:
     """Reverse the tokens between [CLS] and [SEP] in the selected rows (paper Appendix A.2)."""
-    pos = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
-    last = (lengths - 2).unsqueeze(1)  # index of the last real token before [SEP]
-    inside = (pos >= 1) & (pos <= last) & rows.unsqueeze(1)
-    return ids.gather(1, torch.where(inside, last + 1 - pos, pos))
+    return local_ids.gather(1, inversion_index(local_ids, lengths, rows))
 
 
 def build_inputs(local_ids: torch.Tensor, lang: torch.Tensor, languages: LanguageSet,

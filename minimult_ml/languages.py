@@ -26,7 +26,7 @@ class Language:
     code: str  # "en", "fake-en", "de", …
     offset: int  # first global id of the block
     size: int  # number of ids in the block, specials included
-    prefix: str = ""  # the lab's Fake-English writes its tokens as "::" + English token
+    prefix: str = ""  # how the merged vocabulary writes its tokens: "::" + token in Fake-English
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,20 @@ class LanguageSet:
 
     @classmethod
     def concatenate(cls, codes: list[str], sizes: list[int]) -> LanguageSet:
-        """Blocks of the given sizes laid end to end (the real track: one vocabulary each)."""
+        """Blocks of the given sizes laid end to end (the real track: one vocabulary each).
+
+        In the merged vocabulary every language after the first writes its tokens as
+        "<code>::token", so equal strings of two languages stay two tokens.
+        """
         offsets = [sum(sizes[:k]) for k in range(len(sizes))]
-        return cls(tuple(Language(c, o, s) for c, o, s in zip(codes, offsets, sizes, strict=True)))
+        prefixes = ["", *(f"{c}{FAKE_PREFIX}" for c in codes[1:])]
+        return cls(tuple(Language(c, o, s, p)
+                         for c, o, s, p in zip(codes, offsets, sizes, prefixes, strict=True)))
+
+    @property
+    def is_lab(self) -> bool:
+        """English + Fake-English: one corpus seen in both languages (paper §2.1)."""
+        return self.codes == ["en", "fake-en"]
 
     def __len__(self) -> int:
         return len(self.languages)

@@ -15,10 +15,11 @@ from minimult_ml.masking import IGNORE
 
 
 def build_model(size: str, vocab_size: int, num_languages: int, max_length: int = 128,
-                seed: int = 0) -> BertForMaskedLM:
+                seed: int = 0, dropout: float = 0.1) -> BertForMaskedLM:
     """A randomly initialised BertForMaskedLM; positions and token types fit lang-pos."""
     config = BertConfig(vocab_size=vocab_size, max_position_embeddings=max_length * num_languages,
-                        type_vocab_size=max(2, num_languages), **SIZES[size])
+                        type_vocab_size=max(2, num_languages), hidden_dropout_prob=dropout,
+                        attention_probs_dropout_prob=dropout, **SIZES[size])
     torch.manual_seed(seed)
     return BertForMaskedLM(config)
 
@@ -34,6 +35,18 @@ def mlm_loss(model: BertForMaskedLM, inputs: dict[str, torch.Tensor],
     logits = model.cls(hidden[selected])
     nll = F.cross_entropy(logits.float(), labels[selected], reduction="sum")
     return nll, selected.sum()
+
+
+class MaskedLMObjective(torch.nn.Module):
+    """`mlm_loss` as a module, so that DDP and torch.compile can wrap the whole step's forward."""
+
+    def __init__(self, model: BertForMaskedLM) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: dict[str, torch.Tensor],
+                labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return mlm_loss(self.model, inputs, labels)
 
 
 def hidden_states(bert: BertModel, inputs: dict[str, torch.Tensor],

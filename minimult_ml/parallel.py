@@ -67,28 +67,33 @@ def _hub_pair(premise: dict, hypothesis: dict, languages: list[str]) -> Pair:
     return {lang: (premise[lang], hypothesis[lang]) for lang in languages}
 
 
+def read_tsv(path: Path, columns: tuple[str, ...], expected: str) -> list[dict[str, str]]:
+    """The rows of an XNLI-style TSV file with a header row that has `columns`."""
+    if not path.is_file():
+        raise InputError(f"no file at {path}: pass the path of {expected}")
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            # The sentences contain quotes; XNLI's TSVs do not use them as field delimiters.
+            reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            missing = [c for c in columns if c not in (reader.fieldnames or [])]
+            if missing:
+                raise InputError(f"{path} lacks the column(s) {', '.join(missing)} in its header "
+                                 f"row: expected {expected}")
+            rows = list(reader)
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path} is not UTF-8 text ({err.reason}): pass {expected}") from err
+    if not rows:
+        raise InputError(f"{path} has no rows: pass {expected}")
+    return rows
+
+
 def load_xnli_tsv(path: str | Path, languages: list[str], sentences: int) -> dict[str, list[str]]:
     """XNLI-1.0 `xnli.dev.tsv` (or `xnli.test.tsv`): rows of one pairID are translations."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no XNLI file at {path}: pass the path of XNLI-1.0's xnli.dev.tsv")
     pairs: dict[str, Pair] = {}  # insertion-ordered: pairs come out in file order
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            # The sentences contain quotes; XNLI's TSV does not use them as field delimiters.
-            reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-            missing = [c for c in TSV_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise InputError(f"{path} lacks the column(s) {', '.join(missing)}: expected "
-                                 f"XNLI-1.0's xnli.dev.tsv with a header row")
-            for row in reader:
-                pairs.setdefault(row["pairID"], {})[row["language"]] = (row["sentence1"],
-                                                                        row["sentence2"])
-    except UnicodeDecodeError as err:
-        raise InputError(f"{path} is not UTF-8 text ({err.reason}): pass XNLI-1.0's "
-                         f"xnli.dev.tsv") from err
-    if not pairs:
-        raise InputError(f"{path} has no rows: pass XNLI-1.0's xnli.dev.tsv")
+    for row in read_tsv(path, TSV_COLUMNS, "XNLI-1.0's xnli.dev.tsv"):
+        pairs.setdefault(row["pairID"], {})[row["language"]] = (row["sentence1"],
+                                                                row["sentence2"])
     present = sorted({lang for pair in pairs.values() for lang in pair})
     _check_languages(languages, present, str(path))
     # A pair that lacks one of the requested languages cannot be parallel across all of them.

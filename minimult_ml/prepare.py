@@ -1,19 +1,31 @@
-"""The `prepare` step: corpus → clean sentences → vocabulary → token ids → statistics.
+"""The `prepare` step: corpus → clean sentences → vocabularies → token ids → statistics.
 
-Everything is written into one folder, which becomes the prepare run's artifacts:
+Two kinds of data, one layout. The lab (`languages=en,fake-en`, paper §2.1) has one English
+corpus that Fake-English shares. The real track (`languages=en,de,hi`, paper §5.1) samples each
+language's documents from Wikipedia or text files, holds out its last `dev_sentences` sentences
+as its dev set and trains its own WordPiece vocabulary; the token ids of all languages are
+concatenated, each sentence tagged with its language. Everything is written into one folder,
+which becomes the prepare run's artifacts:
 
-  data/train.txt, data/dev.txt      cleaned, sentence-split text, one sentence per line
-  data/train.npz, data/dev.npz      English token ids (TokenizedCorpus); Fake-English is the shift
-  tokenizer/                        the merged Hugging Face tokenizer + language_set.json
-  stats.json                        the corpus figures of paper §2.1, train and dev
+  data/train.npz, data/dev.npz      token ids (TokenizedCorpus; local ids of each language)
+  data/dev.txt                      the dev sentences, one per line (in the order of dev.npz)
+  data/train.txt                    the lab's training sentences (the real track's gigabytes of
+                                    training text stay in the datasets cache, not in the run)
+  tokenizer/                        the merged Hugging Face tokenizer, the language set, and
+                                    each language's own tokenizer (vocab.Tokenizers)
+  stats.json                        the corpus figures of paper §2.1 (lab) or per language
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import datasets
+import numpy as np
+from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerFast
 
 from minimult_ml import corpus, vocab
@@ -21,14 +33,41 @@ from minimult_ml.data import TokenizedCorpus
 from minimult_ml.errors import InputError
 from minimult_ml.languages import LanguageSet
 
+LAB_LANGUAGES = "en,fake-en"
+
 
 @dataclass(frozen=True)
 class PrepareConfig:
+    languages: str = LAB_LANGUAGES  # the lab, or real languages' ISO codes: "en,de,hi"
     source: str = "bible"
-    dev_source: str = "bible"
-    vocab_size: int = 2048
-    dev_sentences: int = 10_000
-    train_sentences: int = 0  # 0 = all
+    dev_source: str = "bible"  # the lab's dev text; the real track holds out its own
+    vocab_size: int = 2048  # per language
+    dev_sentences: int = 10_000  # per language
+    train_sentences: int = 0  # 0 = all (per language)
+    bytes_per_language: int = 1_000_000_000  # real track: the sample of each language's text
+    seed: int = 0  # real track: which Wikipedia articles are sampled
+
+    @classmethod
+    def real(cls, **overrides: object) -> PrepareConfig:
+        """The paper's real track (§5.1): en, de, hi from Wikipedia, 20k WordPieces each."""
+        return cls(**({"languages": "en,de,hi", "source": "wikipedia", "vocab_size": 20_000,
+                       "dev_sentences": 5_000} | overrides))
+
+    @classmethod
+    def of(cls, languages: str = LAB_LANGUAGES, **given: object) -> PrepareConfig:
+        """The defaults of the track `languages` belong to, then the given values (None: the
+        default)."""
+        given = {k: v for k, v in given.items() if v is not None}
+        lab = cls(languages=languages).is_lab
+        return dataclasses.replace(cls() if lab else cls.real(languages=languages), **given)
+
+    @property
+    def codes(self) -> list[str]:
+        return [c.strip() for c in self.languages.split(",") if c.strip()]
+
+    @property
+    def is_lab(self) -> bool:
+        return self.codes == LAB_LANGUAGES.split(",")
 
     def validate(self) -> None:
         if self.vocab_size <= 0:
@@ -37,9 +76,44 @@ class PrepareConfig:
             raise InputError(f"dev_sentences must be positive, got {self.dev_sentences}")
         if self.train_sentences < 0:
             raise InputError(f"train_sentences must be ≥ 0 (0 = all), got {self.train_sentences}")
+        if self.bytes_per_language <= 0:
+            raise InputError(f"bytes_per_language must be positive, "
+                             f"got {self.bytes_per_language}")
+        codes = self.codes
+        if self.is_lab:
+            return
+        bad = [c for c in codes if not (c.isalpha() and c.isascii() and 2 <= len(c) <= 3
+                                        and c.islower())]
+        if bad or len(codes) < 2 or len(set(codes)) < len(codes):
+            raise InputError(f"languages {self.languages!r}: give {LAB_LANGUAGES} (the lab) or "
+                             f"two or more distinct ISO 639 codes like en,de,hi"
+                             + (f" ({', '.join(bad)} is not one)" if bad else ""))
 
 
-def _split(spec: str, split: str, limit: int) -> tuple[list[str], str]:
+def prepare(config: PrepareConfig, out: Path) -> dict:
+    """Build everything into `out`; returns the summary that is logged (stats, fingerprints)."""
+    config.validate()
+    build = _prepare_lab if config.is_lab else _prepare_real
+    tokenizers, splits, stats = build(config)
+    tokenizers.save(out / "tokenizer")
+    (out / "data").mkdir(parents=True)
+    fingerprints = {}
+    for name, (ids, text) in splits.items():
+        if text is not None:
+            (out / "data" / f"{name}.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
+        ids.save(out / "data" / f"{name}.npz")
+        fingerprints[f"{name}_sha256"] = ids.fingerprint()
+    stats |= {"languages": tokenizers.languages.codes,
+              "vocab_size": tokenizers.languages.vocab_size,
+              "vocab_size_per_language": [lang.size for lang in tokenizers.languages.languages]}
+    (out / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False))
+    return {"stats": stats, "fingerprints": fingerprints}
+
+
+Splits = dict[str, tuple[TokenizedCorpus, list[str] | None]]
+
+
+def _sentences(spec: str, split: str, limit: int) -> tuple[list[str], str]:
     paragraphs = corpus.load_source(spec, split)
     splitter = corpus.sentence_splitter(paragraphs)
     sents = corpus.sentences(paragraphs, splitter)
@@ -49,30 +123,69 @@ def _split(spec: str, split: str, limit: int) -> tuple[list[str], str]:
     return sents, splitter.kind
 
 
-def prepare(config: PrepareConfig, out: Path) -> dict:
-    """Build everything into `out`; returns the summary that is logged (stats, fingerprints)."""
-    config.validate()
-    train, train_splitter = _split(config.source, "train", config.train_sentences)
-    dev, dev_splitter = _split(config.dev_source, "dev", config.dev_sentences)
+def _vocabulary(train: datasets.Dataset, size: int, what: str,
+                ) -> tuple[Tokenizer, TokenizedCorpus]:
+    """A language's WordPiece vocabulary trained on `train`, in canonical order, and the ids of
+    `train` under it."""
+    tok = vocab.train_wordpiece((b["text"] for b in train.iter(batch_size=10_000)), size,
+                                length=len(train), what=what)
+    ids = vocab.tokenize(tok, train)
+    tok, table = vocab.renumber(tok, np.bincount(ids.ids, minlength=tok.get_vocab_size()))
+    return tok, ids.mapped(table)
 
-    english = vocab.train_wordpiece(train, config.vocab_size)
-    tokenizer, languages = vocab.lab_tokenizer(english)
-    vocab.save(tokenizer, languages, out / "tokenizer")
 
-    (out / "data").mkdir(parents=True)
-    fingerprints = {}
-    for name, sents in (("train", train), ("dev", dev)):
-        (out / "data" / f"{name}.txt").write_text("\n".join(sents) + "\n", encoding="utf-8")
-        ids = TokenizedCorpus.from_lists(vocab.encode(english, sents))
-        ids.save(out / "data" / f"{name}.npz")
-        fingerprints[f"{name}_sha256"] = ids.fingerprint()
-
+def _prepare_lab(config: PrepareConfig) -> tuple[vocab.Tokenizers, Splits, dict]:
+    train, train_splitter = _sentences(config.source, "train", config.train_sentences)
+    dev, dev_splitter = _sentences(config.dev_source, "dev", config.dev_sentences)
+    english, train_ids = _vocabulary(datasets.Dataset.from_dict({"text": train}),
+                                     config.vocab_size, "corpus")
+    dev_ids = vocab.tokenize(english, datasets.Dataset.from_dict({"text": dev}))
     stats = {"train": corpus.statistics_of(train), "dev": corpus.statistics_of(dev),
-             "vocab_size": languages.vocab_size,
-             "vocab_size_per_language": english.get_vocab_size(),
              "sentence_splitter": {"train": train_splitter, "dev": dev_splitter}}
-    (out / "stats.json").write_text(json.dumps(stats, indent=2))
-    return {"stats": stats, "fingerprints": fingerprints}
+    return vocab.Tokenizers.lab(english), {"train": (train_ids, train), "dev": (dev_ids, dev)}, \
+        stats
+
+
+def _prepare_real(config: PrepareConfig) -> tuple[vocab.Tokenizers, Splits, dict]:
+    for code in config.codes:  # every language's files exist before any is read
+        corpus.source_files(config.source, code)
+    tokenizers, train_parts, dev_parts, dev_text = [], [], [], []
+    stats: dict = {"train": {}, "dev": {}, "sentence_splitter": {}}
+    for code in config.codes:
+        docs = corpus.documents(config.source, code, config.bytes_per_language, config.seed)
+        head = [p for doc in docs.select(range(min(len(docs), 20_000)))["text"]
+                for p in doc.splitlines()]
+        splitter = corpus.sentence_splitter(head, code)
+        sents = corpus.split_documents(docs, splitter)
+        n_dev = config.dev_sentences
+        if len(sents) <= n_dev:
+            raise InputError(f"language {code} has {len(sents)} sentences in {config.source}, "
+                             f"not more than dev_sentences={n_dev}; give more text or lower "
+                             "dev_sentences")
+        n_train = len(sents) - n_dev
+        train = sents.select(range(min(n_train, config.train_sentences or n_train)))
+        dev = sents.select(range(n_train, len(sents)))
+        tok, train_ids = _vocabulary(train, config.vocab_size, f"{code} corpus")
+        dev_ids = vocab.tokenize(tok, dev)
+        tokenizers.append(tok)
+        train_parts.append(train_ids)
+        dev_parts.append(dev_ids)
+        dev_text += dev["text"]
+        stats["sentence_splitter"][code] = splitter.kind
+        stats["train"][code] = _id_statistics(train_ids) | {"documents": len(docs)}
+        stats["dev"][code] = _id_statistics(dev_ids)
+    languages = LanguageSet.concatenate(config.codes, [t.get_vocab_size() for t in tokenizers])
+    splits = {"train": (TokenizedCorpus.concatenate(train_parts), None),
+              "dev": (TokenizedCorpus.concatenate(dev_parts), dev_text)}
+    return vocab.Tokenizers.build(languages, tokenizers), splits, stats
+
+
+def _id_statistics(ids: TokenizedCorpus) -> dict[str, float]:
+    """Sentences and WordPiece tokens ([CLS] and [SEP] not counted): counting words the lab's
+    way (NLTK, in Python) would take longer than the rest of preparing a gigabyte."""
+    lengths = ids.lengths - 2
+    return {"sentences": len(ids), "tokens": int(lengths.sum()),
+            "median_sentence_tokens": float(np.median(lengths)) if len(ids) else 0.0}
 
 
 @dataclass(frozen=True)
@@ -81,12 +194,19 @@ class Prepared:
 
     train: TokenizedCorpus
     dev: TokenizedCorpus
-    tokenizer: PreTrainedTokenizerFast
-    languages: LanguageSet
+    tokenizers: vocab.Tokenizers
     folder: Path
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerFast:
+        return self.tokenizers.merged
+
+    @property
+    def languages(self) -> LanguageSet:
+        return self.tokenizers.languages
 
 
 def load(folder: Path) -> Prepared:
-    tokenizer, languages = vocab.load(folder / "tokenizer")
     return Prepared(TokenizedCorpus.load(folder / "data" / "train.npz"),
-                    TokenizedCorpus.load(folder / "data" / "dev.npz"), tokenizer, languages, folder)
+                    TokenizedCorpus.load(folder / "data" / "dev.npz"),
+                    vocab.Tokenizers.load(folder / "tokenizer"), folder)

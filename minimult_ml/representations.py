@@ -22,7 +22,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 
 from minimult_ml.errors import InputError
 from minimult_ml.experiments import TrainConfig
-from minimult_ml.inputs import InputConfig, build_inputs, invert_order
+from minimult_ml.inputs import InputConfig, build_inputs, inversion_index
 from minimult_ml.languages import FAKE_PREFIX, LanguageSet
 from minimult_ml.languages import FILENAME as LANGUAGE_SET_FILE
 from minimult_ml.training import CONFIG_FILE, input_config
@@ -121,14 +121,14 @@ class Encoder:
         languages, config = self.lab.languages, self.lab.config
         k = torch.full((len(ids),), languages.index(lang), device=self.device)
         # The merged lab tokenizer writes global ids; build_inputs wants local ones.
-        x = build_inputs(languages.local(ids), k, languages, config, lengths)
+        local = languages.local(ids)
+        x = build_inputs(local, k, languages, config, lengths)
         hidden = self.model(**x, output_hidden_states=True).hidden_states[layer]
         if config.inverted:
             # inv-order fed this language reversed; reversing again puts every vector back at
             # its token, so the tokenizer's word ids apply.
             rows = torch.isin(k, torch.tensor(config.inverted, device=self.device))
-            positions = torch.arange(ids.shape[1], device=self.device).expand_as(ids)
-            back = invert_order(positions, lengths, rows)
+            back = inversion_index(local, lengths, rows)
             hidden = hidden.gather(1, back[..., None].expand_as(hidden))
         return hidden
 

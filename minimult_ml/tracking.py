@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from minimult_ml.errors import InputError
 
 LAB_EXPERIMENT = "minimult-lab"
+REAL_EXPERIMENT = "minimult-real"
 PACKAGES = ("torch", "transformers", "tokenizers", "mlflow", "fasttext-numpy2", "nltk")
 
 

@@ -1,9 +1,13 @@
-"""The pretraining loop: MLM on English + Fake-English with the exp's transforms (DESIGN §5, §8).
+"""The pretraining loop: MLM on a language set with the exp's transforms (DESIGN §5, §8).
 
-A plain loop in the spirit of nanoGPT. Token ids live on the device as one padded tensor; a batch
-is an index into it, trimmed to its longest sentence, and every transform and mask is built there
+A plain loop in the spirit of nanoGPT. Token ids live on the device as one flat tensor; a batch
+is an index into it, gathered to its longest sentence, and every transform and mask is built there
 by tensor ops. The host only decides the order of examples (numpy, from the seed and the epoch),
 so a resumed run replays exactly the batches an uninterrupted one would have seen.
+
+Under torchrun every process draws the same batch and the same masks and computes the loss of
+its share of the rows; DDP averages the gradients, so N processes train exactly like one process
+with the same batch (up to dropout, whose draws differ per process, and float summation order).
 """
 
 from __future__ import annotations
@@ -12,20 +16,26 @@ import json
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
-from transformers import BertForMaskedLM, PreTrainedTokenizerFast, get_linear_schedule_with_warmup
+from transformers import BertForMaskedLM, get_linear_schedule_with_warmup
 
 from minimult_ml.data import TokenizedCorpus
-from minimult_ml.experiments import TrainConfig
+from minimult_ml.distributed import Process
+from minimult_ml.errors import InputError
+from minimult_ml.experiments import TrainConfig, inverted_languages
 from minimult_ml.inputs import InputConfig, build_inputs
 from minimult_ml.languages import LanguageSet
 from minimult_ml.masking import Masker, MaskingConfig
-from minimult_ml.model import build_model, mlm_loss
+from minimult_ml.model import MaskedLMObjective, build_model
+from minimult_ml.vocab import Tokenizers
 
 CONFIG_FILE = "training_config.json"
 STATE_FILE = "training_state.pt"
@@ -33,9 +43,9 @@ BUCKET = 50  # batches per length-sorting bucket: little padding, still well shu
 
 
 def input_config(config: TrainConfig, languages: LanguageSet) -> InputConfig:
-    # inv-order reverses the second language (Fake-English in the lab).
     return InputConfig(lang_pos=config.lang_pos, shift_special=config.shift_special,
-                       inverted=(1,) if config.inv_order else (), max_length=config.max_length)
+                       inverted=inverted_languages(config, languages.codes),
+                       max_length=config.max_length)
 
 
 def masking_config(config: TrainConfig) -> MaskingConfig:
@@ -43,10 +53,14 @@ def masking_config(config: TrainConfig) -> MaskingConfig:
                          config.p_knn)
 
 
-def training_examples(n_sentences: int, n_languages: int, parallel: bool) -> np.ndarray:
-    """(sentence, language) pairs: every sentence in every language, or (no-parallel) the corpus
-    cut into one contiguous part per language, so no sentence is seen in two languages."""
+def training_examples(corpus: TokenizedCorpus, n_languages: int, parallel: bool) -> np.ndarray:
+    """(sentence, language) pairs. A multilingual corpus names each sentence's language; the lab's
+    has every sentence in every language, or (no-parallel) is cut into one contiguous part per
+    language, so no sentence is seen in two languages."""
+    n_sentences = len(corpus)
     sentences = np.arange(n_sentences)
+    if corpus.lang is not None:
+        return np.stack([sentences, corpus.lang.astype(np.int64)], axis=1)
     if parallel:
         return np.stack([np.tile(sentences, n_languages),
                          np.repeat(np.arange(n_languages), n_sentences)], axis=1)
@@ -82,40 +96,48 @@ class TrainResult:
     interrupted: bool = False
 
 
-def save_checkpoint(model: BertForMaskedLM, tokenizer: PreTrainedTokenizerFast,
-                    languages: LanguageSet, config: TrainConfig, folder: Path) -> None:
-    """A Hugging Face folder: model, tokenizer, language set and the run's training config."""
+def save_checkpoint(model: BertForMaskedLM, tokenizers: Tokenizers, config: TrainConfig,
+                    folder: Path) -> None:
+    """A Hugging Face folder: model, tokenizers, language set and the run's training config."""
     model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    languages.save(folder)
+    tokenizers.save(folder)
     (folder / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
 
 
-def train(config: TrainConfig, train_ids: TokenizedCorpus, tokenizer: PreTrainedTokenizerFast,
-          languages: LanguageSet, out: Path, *, device: torch.device,
-          knn_table: torch.Tensor | None = None,
+def train(config: TrainConfig, train_ids: TokenizedCorpus, tokenizers: Tokenizers, out: Path,
+          *, device: torch.device, knn_table: torch.Tensor | None = None,
           log: Callable[[dict[str, float], int], None] = lambda metrics, step: None,
           on_checkpoint: Callable[[int, Path], None] = lambda step, folder: None,
-          resume: bool = False, progress: bool = True) -> TrainResult:
+          resume: bool = False, progress: bool = True,
+          process: Process | None = None) -> TrainResult:
     """Train, writing checkpoints to out/checkpoints/step-N and the resume state to out/.
 
     With `resume`, out/ holds a previous attempt's state file and the checkpoint it names; the
-    run continues from there and ends exactly as an uninterrupted one would.
+    run continues from there and ends exactly as an uninterrupted one would. Under torchrun
+    (`process`), only rank 0 logs and writes; every rank needs `out/` when resuming.
     """
+    process = process or Process(0, 1, device)
+    languages = tokenizers.languages
     n_lang = len(languages)
-    model = build_model(config.size, languages.vocab_size, n_lang, config.max_length, config.seed)
+    model = build_model(config.size, languages.vocab_size, n_lang, config.max_length, config.seed,
+                        config.dropout)
 
     def checkpoint(step: int) -> None:
         # Called after the state file of the same step is written; on_checkpoint logs both.
-        folder = out / "checkpoints" / f"step-{step}"
-        save_checkpoint(model, tokenizer, languages, config, folder)
-        on_checkpoint(step, folder)
+        if process.main:
+            folder = out / "checkpoints" / f"step-{step}"
+            save_checkpoint(model, tokenizers, config, folder)
+            on_checkpoint(step, folder)
 
     if config.untrained:  # rows 18–19: the random initialisation is the only checkpoint
         checkpoint(0)
         return TrainResult(0, float("nan"))
 
-    examples = training_examples(len(train_ids), n_lang, parallel=not config.no_parallel)
+    if config.batch_size % process.world:
+        raise InputError(f"batch_size {config.batch_size} must be divisible by the "
+                         f"{process.world} processes")
+    share = config.batch_size // process.world  # this process's rows of every batch
+    examples = training_examples(train_ids, n_lang, parallel=not config.no_parallel)
     per_epoch = steps_per_epoch(len(examples), config.batch_size)
     total = config.epochs * per_epoch
     total = min(total, config.max_steps) if config.max_steps else total
@@ -127,8 +149,10 @@ def train(config: TrainConfig, train_ids: TokenizedCorpus, tokenizer: PreTrained
                                    {"params": rest, "weight_decay": 0.0}],
                                   lr=config.lr, eps=config.adam_eps, fused=cuda)
     scheduler = get_linear_schedule_with_warmup(optimizer, config.warmup_steps, total)
-    generator = torch.Generator(device).manual_seed(config.seed)  # masking draws
-    torch.manual_seed(config.seed)  # dropout
+    # Masking draws are the same in every process (each masks the whole batch, keeps its rows);
+    # dropout draws differ per process.
+    generator = torch.Generator(device).manual_seed(config.seed)
+    torch.manual_seed(config.seed + process.rank)
     step = 0
     if resume:
         state = torch.load(out / STATE_FILE, weights_only=False)
@@ -142,16 +166,22 @@ def train(config: TrainConfig, train_ids: TokenizedCorpus, tokenizer: PreTrained
             torch.cuda.set_rng_state(state["cuda_rng"])
         step = state["step"]
     model.to(device).train()
-    loss_fn = torch.compile(mlm_loss, dynamic=True) if (
-        config.compile == "true" or (config.compile == "auto" and cuda)) else mlm_loss
+    objective = MaskedLMObjective(model)
+    if process.world > 1:
+        objective = DistributedDataParallel(objective, device_ids=[device.index] if cuda else None)
+    if config.compile == "true" or (config.compile == "auto" and cuda):
+        objective = torch.compile(objective, dynamic=True)
 
-    ids = train_ids.padded(config.max_length).to(device)
+    corpus = train_ids.to(device)
     lengths = train_ids.lengths
     masker = Masker(languages, masking_config(config), config.shift_special, device, knn_table)
     inputs_config = input_config(config, languages)
-    micro = config.micro_batch_size or config.batch_size
+    micro = config.micro_batch_size or share
+    mine = slice(process.rank * share, (process.rank + 1) * share)
 
     def save_state() -> None:
+        if not process.main:
+            return
         state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                  "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
                  "step": step}
@@ -162,18 +192,23 @@ def train(config: TrainConfig, train_ids: TokenizedCorpus, tokenizer: PreTrained
         tmp.replace(out / STATE_FILE)
 
     def train_step(batch: np.ndarray) -> torch.Tensor:
+        """One optimizer step; returns this process's share of the batch's mean MLM loss."""
         width = int(lengths[batch[:, 0]].max())
         rows = torch.from_numpy(batch).to(device, non_blocking=True)
         lang = rows[:, 1]
-        inputs = build_inputs(ids[rows[:, 0], :width], lang, languages, inputs_config)
+        inputs = build_inputs(corpus.rows(rows[:, 0], width), lang, languages, inputs_config)
         inputs["input_ids"], labels = masker(inputs["input_ids"], lang, generator)
-        n_masked = (labels != -100).sum().clamp(min=1)
+        n_masked = (labels != -100).sum().clamp(min=1)  # of the whole batch, in every process
+        inputs, labels = {k: v[mine] for k, v in inputs.items()}, labels[mine]
         total_nll = torch.zeros((), device=device)
-        for i in range(0, len(batch), micro):  # gradient accumulation over micro-batches
+        for i in range(0, len(labels), micro):  # gradient accumulation over micro-batches
             part = {k: v[i:i + micro] for k, v in inputs.items()}
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                nll, _ = loss_fn(model, part, labels[i:i + micro])
-            (nll / n_masked).backward()
+            last = i + micro >= len(labels)
+            with nullcontext() if last or process.world == 1 else objective.no_sync():
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                    nll, _ = objective(part, labels[i:i + micro])
+                # DDP averages gradients over processes: scaled so that their sum is the batch's
+                (nll * process.world / n_masked).backward()
             total_nll += nll.detach()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -181,10 +216,16 @@ def train(config: TrainConfig, train_ids: TokenizedCorpus, tokenizer: PreTrained
         optimizer.zero_grad(set_to_none=True)
         return total_nll / n_masked
 
+    def across_processes(value: torch.Tensor) -> torch.Tensor:
+        if process.world > 1:
+            dist.all_reduce(value)
+        return value
+
     out.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=total, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
+    bar = tqdm(total=total, initial=step, disable=not (progress and process.main), unit="step",
+               dynamic_ncols=True)
     window_loss, window_tokens, window_start, loss = torch.zeros((), device=device), 0, \
-        time.perf_counter(), torch.zeros(())
+        time.perf_counter(), torch.zeros((), device=device)
     try:
         while step < total:
             epoch, skip = divmod(step, per_epoch)
@@ -199,10 +240,11 @@ def train(config: TrainConfig, train_ids: TokenizedCorpus, tokenizer: PreTrained
                     # The only host sync of the loop, once per log interval.
                     n = (step - 1) % config.log_every + 1
                     elapsed = time.perf_counter() - window_start
-                    metrics = {"loss/train": window_loss.item() / n,
+                    metrics = {"loss/train": across_processes(window_loss).item() / n,
                                "lr": scheduler.get_last_lr()[0],
                                "tokens_per_s": window_tokens / elapsed, "epoch": step / per_epoch}
-                    log(metrics, step)
+                    if process.main:
+                        log(metrics, step)
                     bar.set_postfix(loss=f"{metrics['loss/train']:.3f}",
                                     tok_s=f"{metrics['tokens_per_s']:,.0f}")
                     window_loss.zero_()
@@ -219,4 +261,4 @@ def train(config: TrainConfig, train_ids: TokenizedCorpus, tokenizer: PreTrained
         bar.close()
         return TrainResult(step, float(loss), interrupted=True)
     bar.close()
-    return TrainResult(step, float(loss))
+    return TrainResult(step, float(across_processes(loss.detach().clone())))

@@ -145,7 +145,7 @@ def test_evaluation_sees_the_inputs_training_saw(data, tmp_path: Path,
     monkeypatch.setattr(training, "build_inputs", recording)
     monkeypatch.setattr(evaluation, "build_inputs", recording)
     corpus = data.train.head(8)
-    training.train(config, corpus, data.tokenizer, data.languages, tmp_path, device=CPU,
+    training.train(config, corpus, data.tokenizers, tmp_path, device=CPU,
                    progress=False)
     flow["now"] = "eval"
     model = build_model("small", data.languages.vocab_size, 2)

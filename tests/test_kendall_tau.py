@@ -69,12 +69,13 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for model, name in ((contextual, "contextual"), (bag, "bag")):
         model.save_pretrained(folders[name])
         tokenizer.save_pretrained(folders[name])
-    lab_tokenizer, languages = vocab.lab_tokenizer(english)
+    lab_tokenizers = vocab.Tokenizers.lab(english)
+    languages = lab_tokenizers.languages
     # Exp 9 (lang-pos, inv-order, shift-special, no-random) exercises every input transform.
     config = experiments.resolve("9")
     lab = BertForMaskedLM(tiny_config(languages.vocab_size, max_position_embeddings=256,
                                       type_vocab_size=2))
-    training.save_checkpoint(lab, lab_tokenizer, languages, config, folders["lab"])
+    training.save_checkpoint(lab, lab_tokenizers, config, folders["lab"])
     return folders
 
 

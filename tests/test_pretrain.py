@@ -19,6 +19,7 @@ from transformers import AutoTokenizer, BertForMaskedLM
 from entrypoints import pretrain as pretrain_entry
 from entrypoints.common import run_command
 from minimult_ml import experiments
+from minimult_ml.data import TokenizedCorpus
 from minimult_ml.errors import InputError
 from minimult_ml.languages import LanguageSet
 from minimult_ml.prepare import load
@@ -48,15 +49,23 @@ def test_registry_resolves_every_paper_id() -> None:
         experiments.resolve("lang-pos;colour")
 
 
+def _corpus(n: int) -> TokenizedCorpus:
+    return TokenizedCorpus.from_lists([[2, 9, 3]] * n)
+
+
 def test_training_examples_parallel_and_not() -> None:
-    par = training_examples(10, 2, parallel=True)
+    par = training_examples(_corpus(10), 2, parallel=True)
     assert sorted(map(tuple, par.tolist())) == [(s, k) for s in range(10) for k in (0, 1)]
-    non = training_examples(10, 2, parallel=False)
+    non = training_examples(_corpus(10), 2, parallel=False)
     assert non.tolist() == [[s, 0] for s in range(5)] + [[s, 1] for s in range(5, 10)]
+    # A multilingual corpus: each sentence in its own language only.
+    real = TokenizedCorpus.concatenate([_corpus(2), _corpus(3), _corpus(1)])
+    assert training_examples(real, 3, parallel=True).tolist() == [
+        [0, 0], [1, 0], [2, 1], [3, 1], [4, 1], [5, 2]]
 
 
 def test_epoch_batches_cover_every_example_once_and_are_deterministic() -> None:
-    examples = training_examples(1000, 2, parallel=True)
+    examples = training_examples(_corpus(1000), 2, parallel=True)
     lengths = np.random.default_rng(0).integers(3, 128, 1000)
     batches = epoch_batches(examples, lengths, 64, seed=1, epoch=3)
     seen = np.concatenate(batches)
@@ -76,7 +85,7 @@ def test_every_exp_trains_and_checkpoints(paper_id: str, small_prepared: Path,
     data = load(small_prepared)
     config = experiments.resolve(paper_id, max_steps=2, batch_size=8, log_every=1)
     logged: list[tuple[int, dict]] = []
-    result = train(config, data.train, data.tokenizer, data.languages, tmp_path, device=CPU,
+    result = train(config, data.train, data.tokenizers, tmp_path, device=CPU,
                    log=lambda m, s: logged.append((s, m)), progress=False)
     folder = tmp_path / "checkpoints" / f"step-{result.step}"
     model = BertForMaskedLM.from_pretrained(folder)
@@ -98,7 +107,7 @@ def test_loss_decreases_and_same_seed_same_numbers(small_prepared: Path, tmp_pat
 
     def run(out: Path) -> list[float]:
         losses: list[float] = []
-        train(config, data.train, data.tokenizer, data.languages, out, device=CPU,
+        train(config, data.train, data.tokenizers, out, device=CPU,
               log=lambda m, s: losses.append(m["loss/train"]), progress=False)
         return losses
 
