@@ -1,7 +1,8 @@
-"""Pretraining throughput: our loop vs the obvious Hugging Face alternative (DESIGN §8, issue 3).
+"""Pretraining throughput: our loop vs the obvious Hugging Face alternative (DESIGN §8).
 
-One process, same prepared Bible corpus (English + its Fake-English copy as separate examples),
-same BERT-small config, same batch and step count:
+One process, the same prepared corpus (the lab's: English + its Fake-English copy as separate
+examples; or a real-track one from `minimult prepare --languages en,de,hi …` with --data and a
+real-track exp such as 0-base), the same model config, batch and step count:
   (a) `minimult_ml.training.train` (max_steps), and
   (b) `Trainer` + `DataCollatorForLanguageModeling` (mlm .15, dynamic padding) + `BertForMaskedLM`.
 Prints real (non-padding) tokens per second (wall and CPU), time per step and peak memory of
@@ -125,11 +126,15 @@ def run_ours(config: TrainConfig, data: Prepared, warmup: int, device: torch.dev
 
 
 def hf_dataset(data: Prepared) -> Dataset:
-    """English sentences, then their Fake-English copies (non-special ids shifted by V)."""
-    ids, offsets = data.train.ids.astype(np.int64), data.train.offsets
-    fake = np.where(ids >= NUM_SPECIAL, ids + data.languages.languages[1].offset, ids)
-    rows = [a[offsets[i]:offsets[i + 1]].tolist() for a in (ids, fake)
-            for i in range(len(offsets) - 1)]
+    """Every training example (the lab: each sentence in English and in Fake-English) in global
+    ids, specials shared."""
+    examples = training.training_examples(data.train, len(data.languages), parallel=True)
+    offsets = data.languages.offsets().numpy()
+    ids, starts = data.train.ids.astype(np.int64), data.train.offsets
+    rows = []
+    for sentence, lang in examples:
+        local = ids[starts[sentence]:starts[sentence + 1]]
+        rows.append(np.where(local >= NUM_SPECIAL, local + offsets[lang], local).tolist())
     # special_tokens_mask precomputed, as the collator's docs advise (its fast path).
     special = [[int(t < NUM_SPECIAL) for t in r] for r in rows]
     return Dataset.from_dict({"input_ids": rows, "special_tokens_mask": special})
@@ -161,10 +166,12 @@ def run_trainer(config: TrainConfig, data: Prepared, warmup: int, device: torch.
         return batch
 
     timer = Timer(device)
+    accumulate = config.batch_size // (config.micro_batch_size or config.batch_size)
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
             output_dir=out, max_steps=config.max_steps, seed=config.seed,
-            per_device_train_batch_size=config.batch_size, learning_rate=config.lr,
+            per_device_train_batch_size=config.batch_size // accumulate,
+            gradient_accumulation_steps=accumulate, learning_rate=config.lr,
             warmup_steps=config.warmup_steps, weight_decay=config.weight_decay,
             adam_epsilon=config.adam_eps, max_grad_norm=1.0,
             eval_strategy="no", save_strategy="no", report_to=[], dataloader_num_workers=0,
@@ -175,7 +182,8 @@ def run_trainer(config: TrainConfig, data: Prepared, warmup: int, device: torch.
                           train_dataset=hf_dataset(data), callbacks=[timer])
         reset_peaks(device)
         trainer.train()
-    result = Result(tokens=sum(consumed[warmup:config.max_steps]), steps=config.max_steps - warmup)
+    timed_batches = consumed[warmup * accumulate:config.max_steps * accumulate]
+    result = Result(tokens=sum(timed_batches), steps=config.max_steps - warmup)
     timed(result, timer.marks, warmup, config.max_steps)
     record_peaks(result, device)
     return result
@@ -186,6 +194,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60, help="optimizer steps of each")
     parser.add_argument("--warmup-steps", type=int, default=10, help="excluded from timing")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--micro-batch-size", type=int, default=0,
+                        help="ours: gradient accumulation (0 = none); the Trainer gets the same "
+                             "rows per pass and accumulation steps")
     parser.add_argument("--exp", default="original", help="its size and optimiser settings "
                         "apply to both; its input and masking modifications to ours only")
     parser.add_argument("--train-sentences", type=int, default=0, help="0 = whole corpus")
@@ -210,8 +221,10 @@ def main() -> None:
         data = Prepared(data.train.head(args.train_sentences), data.dev, data.tokenizers,
                         data.folder)
     # log_every = warmup: our loop's host sync (and our timestamp) falls on the warm-up boundary.
-    config = experiments.resolve(args.exp, max_steps=args.steps, batch_size=args.batch_size,
-                                 log_every=args.warmup_steps)
+    track = "lab" if data.languages.is_lab else "real"
+    config = experiments.resolve(args.exp, track, max_steps=args.steps,
+                                 batch_size=args.batch_size, log_every=args.warmup_steps,
+                                 micro_batch_size=args.micro_batch_size)
     print(f"{len(data.train)} sentences × {len(data.languages)} languages, batch {args.batch_size}"
           f", {args.steps} steps ({args.warmup_steps} warm-up), exp {config.exp}, size "
           f"{config.size}, device {device}, {torch.get_num_threads()} threads", flush=True)

@@ -28,24 +28,17 @@ def run_command(command: click.Command, args: list[str] | None = None) -> None:
 
 def start_run(name: str, tags: dict[str, str], own_launcher: bool,
               experiment_name: str | None = None) -> mlflow.ActiveRun:
-    """Start this step's run in the project's experiment (default: the lab's): the run
-    `mlflow run` made for us (own_launcher) when it lives there, else a new one.
+    """Start this step's run, a new one, in the project's experiment (default: the lab's).
 
-    A step run on behalf of another (prepare for pretrain) must not log into the other's
-    launcher run, which `mlflow run` announces through MLFLOW_RUN_ID; and a launcher in another
-    experiment (a bare `mlflow run` uses "Default") would hide the run from later lookups, so it
-    only gets a note pointing at the real run.
+    `mlflow run` makes a launcher run of its own (announced through MLFLOW_RUN_ID) and logs the
+    MLproject parameters into it as given ("" for a default, a paper ID for an exp), which
+    would clash with the resolved values logged here; and a bare `mlflow run` puts it in
+    "Default", where later lookups would not find it. So the work goes into a run of its own, and
+    the launcher (when it launched this step: own_launcher) gets a note pointing at it.
     """
     experiment = mlflow.set_experiment(experiment_name or tracking.experiment_name())
-    launcher = os.environ.get("MLFLOW_RUN_ID") if own_launcher else None
-    client = MlflowClient()
-    if launcher and client.get_run(launcher).info.experiment_id == experiment.experiment_id:
-        mlflow.start_run(run_id=launcher)
-        mlflow.set_tag("mlflow.runName", name)
-        mlflow.set_tags(tags)
-        return mlflow.active_run()
-    run = client.create_run(experiment.experiment_id, run_name=name, tags=tags)
-    if launcher:
+    run = MlflowClient().create_run(experiment.experiment_id, run_name=name, tags=tags)
+    if own_launcher:
         note_launcher(f"The {tags['step']} run is {run.info.run_id} in experiment "
                       f"{experiment.name}.", run.info.run_id)
     return mlflow.start_run(run_id=run.info.run_id)

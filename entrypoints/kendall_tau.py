@@ -52,8 +52,8 @@ def load_accuracies(spec: str) -> tuple[dict[str, float], str]:
 
 
 def xnli_run_accuracies() -> tuple[dict[str, float], str]:
-    """The `xnli_acc/<lang>` metrics of the newest finished xnli run in this experiment."""
-    experiment = tracking.experiment_name()
+    """The `xnli_acc/<lang>` metrics of the newest finished xnli run of the real track."""
+    experiment = tracking.experiment_name(tracking.REAL_EXPERIMENT)
     run = tracking.find_run("xnli", {}, experiment)
     if run is None:
         raise InputError(f"no finished xnli run in experiment {experiment} on "

@@ -1,9 +1,10 @@
 """Per-word vectors from an encoder's hidden states (DESIGN §6; paper Appendix B.2).
 
 An encoder is a Hugging Face model folder or hub name (mBERT by default) or a checkpoint of our
-own pretrain runs: a folder with `language_set.json` beside the model. Our checkpoints get their
-inputs exactly as in training (`build_inputs`: language offsets, lang-pos, shift-special,
-inv-order), so they only encode the languages of their language set.
+own pretrain runs: a folder with `language_set.json` beside the model. Our checkpoints read each
+language with that language's own tokenizer and get their inputs exactly as in training
+(`build_inputs`: language offsets, lang-pos, shift-special, inv-order), so they only encode the
+languages of their language set; the lab's Fake-English reads English text.
 
 Sentences go through the model in batches of similar length (little padding); a word's vector is
 the mean of its subword vectors at the chosen layer, with specials and padding dropped.
@@ -23,25 +24,23 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 from minimult_ml.errors import InputError
 from minimult_ml.experiments import TrainConfig
 from minimult_ml.inputs import InputConfig, build_inputs, inversion_index
-from minimult_ml.languages import FAKE_PREFIX, LanguageSet
 from minimult_ml.languages import FILENAME as LANGUAGE_SET_FILE
 from minimult_ml.training import CONFIG_FILE, input_config
+from minimult_ml.vocab import Tokenizers
 from minimult_ml.wordorder import word_vectors
 
 # A vocabulary file of the common tokenizer kinds. Transformers builds a tokenizer that knows
 # only its special tokens from a folder without any of them, so their absence is checked first.
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model",
                    "spiece.model", "tokenizer.model")
-# The lab writes Fake-English token by token, so its tokenizer sees every token as a word; a
-# token with this prefix continues the word before it, as "##" does in English.
-FAKE_CONTINUATION = FAKE_PREFIX + "##"
 
 
 @dataclass(frozen=True)
-class LabInputs:
-    """What our own checkpoints need beyond a Hugging Face model: language blocks and transforms."""
+class RunInputs:
+    """What our own checkpoints need beyond a Hugging Face model: each language's tokenizer (and
+    id block) and the run's transforms."""
 
-    languages: LanguageSet
+    tokenizers: Tokenizers
     config: InputConfig
 
 
@@ -51,7 +50,7 @@ class Encoder:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     device: torch.device
-    lab: LabInputs | None = None  # set for checkpoints of our pretrain runs
+    ours: RunInputs | None = None  # set for checkpoints of our pretrain runs
 
     @property
     def num_layers(self) -> int:
@@ -66,17 +65,17 @@ class Encoder:
         if not 0 <= layer <= self.num_layers:
             raise InputError(f"layer {layer}: model {self.name} has layers 0 (embeddings) to "
                              f"{self.num_layers}")
-        if self.lab is None:
+        if self.ours is None:
             return
-        codes = self.lab.languages.codes
+        codes = self.ours.tokenizers.languages.codes
         missing = [code for code in ("en", *languages) if code not in codes]
         if missing:
+            others = [c for c in codes if c != "en"]
             raise InputError(
-                f"model {self.name} is a minimult lab checkpoint with languages "
-                f"{', '.join(codes)} and cannot encode {', '.join(missing)}: pass "
-                f"languages={','.join(c for c in codes if c != 'en')} with data=dir:PATH holding "
-                f"en.txt and fake-en.txt (Fake-English token by token, '::'-prefixed), or a "
-                f"multilingual model")
+                f"model {self.name} is a minimult checkpoint with languages {', '.join(codes)} "
+                f"and cannot encode {', '.join(missing)}: pass languages={','.join(others)} with "
+                f"data=dir:PATH holding en.txt and {', '.join(c + '.txt' for c in others)} "
+                f"(Fake-English: the English sentences), or a multilingual model")
 
     @torch.inference_mode()
     def word_vectors(self, sentences: Sequence[str], lang: str, layer: int,
@@ -84,16 +83,18 @@ class Encoder:
         """(words, hidden) float32 CPU tensors at `layer`, one per sentence, in input order.
 
         Sentences longer than the model's maximum length are truncated (their last words get no
-        vector). `lang` matters only for our own checkpoints.
+        vector). `lang` matters only for our own checkpoints: its tokenizer gives local ids.
         """
-        enc = self.tokenizer(list(sentences), truncation=True, max_length=self.max_length)
+        tokenizer = self.tokenizer if self.ours is None else \
+            self.ours.tokenizers.by_language[lang]
+        enc = tokenizer(list(sentences), truncation=True, max_length=self.max_length)
         ids = [torch.tensor(x) for x in enc["input_ids"]]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out: list[torch.Tensor] = [torch.empty(0)] * len(ids)
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             batch = pad_sequence([ids[i] for i in rows], batch_first=True,
-                                 padding_value=self.tokenizer.pad_token_id).to(self.device)
+                                 padding_value=tokenizer.pad_token_id).to(self.device)
             lengths = torch.tensor([len(ids[i]) for i in rows], device=self.device)
             hidden = self._hidden(batch, lengths, lang, layer)
             # One pooling call per batch, not one per sentence (tiny tensor ops are slow):
@@ -101,7 +102,7 @@ class Encoder:
             flat: list[int | None] = []
             counts, offset = [], 0
             for i in rows:
-                words = self._word_ids(enc.tokens(i), enc.word_ids(i))
+                words = enc.word_ids(i)
                 present = sorted({w for w in words if w is not None})
                 flat += [None if w is None else w + offset for w in words]
                 flat += [None] * (hidden.shape[1] - len(words))
@@ -115,36 +116,20 @@ class Encoder:
     def _hidden(self, ids: torch.Tensor, lengths: torch.Tensor, lang: str,
                 layer: int) -> torch.Tensor:
         mask = torch.arange(ids.shape[1], device=self.device) < lengths[:, None]
-        if self.lab is None:
+        if self.ours is None:
             return self.model(input_ids=ids, attention_mask=mask.long(),
                               output_hidden_states=True).hidden_states[layer]
-        languages, config = self.lab.languages, self.lab.config
+        languages, config = self.ours.tokenizers.languages, self.ours.config
         k = torch.full((len(ids),), languages.index(lang), device=self.device)
-        # The merged lab tokenizer writes global ids; build_inputs wants local ones.
-        local = languages.local(ids)
-        x = build_inputs(local, k, languages, config, lengths)
+        x = build_inputs(ids, k, languages, config, lengths)  # ids are the language's local ids
         hidden = self.model(**x, output_hidden_states=True).hidden_states[layer]
         if config.inverted:
             # inv-order fed this language reversed; reversing again puts every vector back at
             # its token, so the tokenizer's word ids apply.
             rows = torch.isin(k, torch.tensor(config.inverted, device=self.device))
-            back = inversion_index(local, lengths, rows)
+            back = inversion_index(ids, lengths, rows)
             hidden = hidden.gather(1, back[..., None].expand_as(hidden))
         return hidden
-
-    def _word_ids(self, tokens: list[str], word_ids: list[int | None]) -> list[int | None]:
-        """The word of every token; in our checkpoints a "::##" token joins the word before it."""
-        if self.lab is None:
-            return word_ids
-        out: list[int | None] = []
-        word, previous = -1, None
-        for token, w in zip(tokens, word_ids, strict=True):
-            if w is not None and w != previous and not (
-                    token.startswith(FAKE_CONTINUATION) and word >= 0):
-                word += 1
-            out.append(None if w is None else word)
-            previous = w
-        return out
 
 
 def load_encoder(name: str, device: torch.device | None = None) -> Encoder:
@@ -173,12 +158,12 @@ def load_encoder(name: str, device: torch.device | None = None) -> Encoder:
     if not tokenizer.is_fast:
         raise InputError(f"{where} has a slow tokenizer; word vectors need a fast one "
                          f"(tokenizer.json), which gives each subword's word")
-    lab = None
+    ours = None
     if local and (folder / LANGUAGE_SET_FILE).is_file():
         if not (folder / CONFIG_FILE).is_file():
             raise InputError(f"{where} has {LANGUAGE_SET_FILE} but no {CONFIG_FILE}: pass a "
                              f"checkpoint folder of a pretrain run as it was saved")
-        languages = LanguageSet.load(folder)
+        tokenizers = Tokenizers.load(folder)
         config = TrainConfig(**json.loads((folder / CONFIG_FILE).read_text()))
-        lab = LabInputs(languages, input_config(config, languages))
-    return Encoder(name, model.to(device).eval(), tokenizer, device, lab)
+        ours = RunInputs(tokenizers, input_config(config, tokenizers.languages))
+    return Encoder(name, model.to(device).eval(), tokenizer, device, ours)

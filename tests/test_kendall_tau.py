@@ -116,21 +116,21 @@ def test_identical_sentences_keep_their_order_in_a_contextual_layer(
 
 
 def test_lab_checkpoint_gets_its_training_inputs(models: dict[str, Path]) -> None:
-    """Fake-English (token by token, '::') through exp 9's transforms, against a hand-built
-    reference: the English local ids as language 1, its reversed output flipped back."""
+    """Fake-English (English text, Fake-English's ids) through exp 9's transforms, against a
+    hand-built reference: the English local ids as language 1, its reversed output flipped back."""
     encoder = load_encoder(str(models["lab"]), CPU)
-    assert encoder.lab is not None
-    tok, languages, config = encoder.tokenizer, encoder.lab.languages, encoder.lab.config
+    assert encoder.ours is not None
+    tok = encoder.ours.tokenizers.by_language["en"]
+    languages, config = encoder.ours.tokenizers.languages, encoder.ours.config
     assert config.lang_pos and config.shift_special and config.inverted == (1,)
-    fake = [" ".join("::" + t for t in tok.tokenize(s)) for s in SENTENCES]
-    got = encoder.word_vectors(fake, "fake-en", 2, batch_size=3)
+    got = encoder.word_vectors(SENTENCES, "fake-en", 2, batch_size=3)
     for sentence, vectors in zip(SENTENCES, got, strict=True):
         x = tok(sentence, return_tensors="pt")  # English: local ids = global ids
         inputs = build_inputs(x["input_ids"], torch.tensor([1]), languages, config)
         with torch.no_grad():
             hidden = encoder.model(**inputs, output_hidden_states=True).hidden_states[2][0]
         tokens = torch.cat([hidden[:1], hidden[1:-1].flip(0), hidden[-1:]])  # undo inv-order
-        expected = word_vectors(tokens, x.word_ids(0))  # English words group Fake-English's
+        expected = word_vectors(tokens, x.word_ids(0))
         assert len(vectors) == len(sentence.split())
         torch.testing.assert_close(vectors, expected, atol=1e-5, rtol=0)
     with pytest.raises(InputError, match=r"languages en, fake-en and cannot encode de"):
