@@ -14,12 +14,14 @@ FROM pytorch/pytorch:2.13.0-cuda12.6-cudnn9-runtime
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --create-home --uid 10001 lab
+    && useradd --create-home --uid 10001 lab \
+    && install -d -o lab -g lab /home/lab/minimult-ml
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1 \
     GIT_PYTHON_REFRESH=quiet
 
+# The user's own folder: a run without a tracking server writes its store (mlflow.db) here.
 WORKDIR /home/lab/minimult-ml
 
 # The pinned dependencies in a layer of their own, which source edits leave cached. pip keeps
