@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import click
 
-from entrypoints import evaluate, kendall_tau, knn_space, prepare, pretrain, xnli
+from entrypoints import evaluate, kendall_tau, knn_space, prepare, pretrain, sweep_manifest, xnli
 from entrypoints.common import run_command
 
 
 @click.group()
 def cli() -> None:
-    """minimult-ml: why are multilingual language models multilingual? (Dufter & Schütze 2020)"""
+    """minimult-ml: why are multilingual language models multilingual? (Dufter & Schütze 2020)
+
+    \b
+    Each step is also an MLflow entry point; from the project folder (the Docker image's
+    working directory), with MLFLOW_TRACKING_URI naming the server:
+      mlflow run . -e pretrain --env-manager local -P exp=knn-replace [-P seed=42]
+    """
 
 
 cli.add_command(prepare.command)
@@ -19,6 +25,7 @@ cli.add_command(evaluate.command)
 cli.add_command(knn_space.command)
 cli.add_command(kendall_tau.command)
 cli.add_command(xnli.command)
+cli.add_command(sweep_manifest.command)
 
 
 def main() -> None:

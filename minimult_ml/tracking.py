@@ -86,12 +86,16 @@ def get_run(run_id: str, step: str) -> Run:
 
 
 def provenance() -> dict[str, str]:
-    """Git commit and package versions, logged as params with every run."""
+    """Git commit and package versions, logged as params with every run.
+
+    The Docker image has no repository to ask: its build records the commit in
+    MINIMULT_GIT_COMMIT (the Dockerfile's GIT_COMMIT build argument).
+    """
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+        commit = os.environ.get("MINIMULT_GIT_COMMIT") or "unknown"
     return {"git_commit": commit} | {f"version_{p}": metadata.version(p) for p in PACKAGES}
 
 
