@@ -16,7 +16,7 @@ import click
 import mlflow
 import torch
 
-from entrypoints.common import note_launcher, run_command, start_run
+from entrypoints.common import OPTIONAL_INT, note_launcher, run_command, start_run
 from entrypoints.prepare import data_run, experiment_of, track_of
 from minimult_ml import tracking
 from minimult_ml.crosslingual import KnnSpaceConfig, prepared_knn_table
@@ -24,6 +24,7 @@ from minimult_ml.errors import InputError
 from minimult_ml.prepare import load
 
 TABLE_FILE = "knn_table.pt"
+REAL_THREADS = 8
 
 
 def get_or_run(data_run_id: str, config: KnnSpaceConfig, force: bool = False,
@@ -60,11 +61,20 @@ def get_or_run(data_run_id: str, config: KnnSpaceConfig, force: bool = False,
     return run.info.run_id
 
 
-def knn_run(knn_run_id: str, data_run_id: str, k: int, threads: int = 1) -> str:
+def default_config(track: str, k: int | None = None, **given: object) -> KnnSpaceConfig:
+    """The lab's space: one fastText thread, bit-for-bit reproducible. The real track's: fastText
+    on a gigabyte per language takes hours on one thread, so REAL_THREADS (Hogwild, not
+    bit-reproducible, which noisy real data can afford); k = 5 neighbours (paper §5.1)."""
+    config = KnnSpaceConfig(k=k or (1 if track == "lab" else 5),
+                            threads=1 if track == "lab" else REAL_THREADS)
+    return dataclasses.replace(config, **{k: v for k, v in given.items() if v is not None})
+
+
+def knn_run(knn_run_id: str, data_run_id: str, k: int) -> str:
     """The knn-space run for a pretraining: the one given (checked against its data and k), or
     the default space of the data (built once)."""
     if not knn_run_id:
-        return get_or_run(data_run_id, KnnSpaceConfig(k=k, threads=threads))
+        return get_or_run(data_run_id, default_config(track_of(data_run_id), k))
     params = tracking.get_run(knn_run_id, "knn-space").data.params
     if params["data_run_id"] != data_run_id or int(params["k"]) != k:
         raise InputError(f"knn-space run {knn_run_id} was built for data {params['data_run_id']} "
@@ -78,20 +88,26 @@ def load_table(run_id: str) -> torch.Tensor:
 
 
 @click.command("knn-space")
-@click.option("--data-run-id", default="", help="The prepare run (default: newest default one).")
-@click.option("--k", type=int, default=1, show_default=True, help="Neighbours per token.")
+@click.option("--data-run-id", default="", help="The prepare run (default: the newest default "
+                                                 "one of --track).")
+@click.option("--track", type=click.Choice(["lab", "real"]), default="lab", show_default=True,
+              help="Without --data-run-id: whose default data (and defaults) to use.")
+@click.option("--k", type=OPTIONAL_INT, help="Neighbours per token (1 lab, 5 real).")
 @click.option("--dim", type=int, default=300, show_default=True, help="fastText dimension.")
 @click.option("--epoch", type=int, default=20, show_default=True, help="fastText epochs.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=1, show_default=True,
-              help="fastText threads per language (1 is bit-for-bit reproducible).")
+@click.option("--threads", type=OPTIONAL_INT,
+              help=f"fastText threads per language (1 lab: bit-for-bit reproducible; "
+                   f"{REAL_THREADS} real).")
 @click.option("--force", type=bool, default=False, show_default=True,
               help="Build anew even if a finished run exists.")
-def command(data_run_id: str, k: int, dim: int, epoch: int, seed: int, threads: int,
-            force: bool) -> None:
+def command(data_run_id: str, track: str, k: int | None, dim: int, epoch: int, seed: int,
+            threads: int | None, force: bool) -> None:
     """Build (or reuse) the knn-replace neighbour table of a prepared dataset."""
-    config = KnnSpaceConfig(k=k, dim=dim, epoch=epoch, seed=seed, threads=threads)
-    get_or_run(data_run(data_run_id or None), config, force, own_launcher=True)
+    data_run_id = data_run(data_run_id or None, track)
+    config = default_config(track_of(data_run_id), k, dim=dim, epoch=epoch, seed=seed,
+                            threads=threads)
+    get_or_run(data_run_id, config, force, own_launcher=True)
 
 
 if __name__ == "__main__":

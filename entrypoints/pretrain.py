@@ -25,9 +25,6 @@ from minimult_ml.prepare import load
 from minimult_ml.training import STATE_FILE, train
 
 EVAL_DEV_SENTENCES = 10_000
-# fastText on a gigabyte per language with one thread takes hours; more threads are Hogwild,
-# not bit-reproducible, which the real track's noisy data can afford (the lab keeps one).
-REAL_KNN_THREADS = 8
 
 
 def run_params(config: TrainConfig, data_run_id: str, knn_run_id: str) -> dict[str, object]:
@@ -82,8 +79,7 @@ def plan(exp: str, overrides: dict[str, object], data_run_id: str | None, resume
     codes = MlflowClient().get_run(data_run_id).data.params["languages"].split(",")
     experiments.inverted_languages(config, codes)  # a bad invert= fails before any run exists
     if config.p_knn > 0:  # knn-replace: the neighbour table of this data, built once
-        threads = REAL_KNN_THREADS if track == "real" else 1
-        knn_run_id = knn_space.knn_run(knn_run_id, data_run_id, config.knn_k, threads)
+        knn_run_id = knn_space.knn_run(knn_run_id, data_run_id, config.knn_k)
     params = run_params(config, data_run_id, knn_run_id)
     experiment = prepare_entry.experiment_of(track)
     previous = unfinished_run(params, experiment) if resume else None

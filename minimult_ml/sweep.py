@@ -20,11 +20,12 @@ import yaml
 
 from minimult_ml import experiments
 from minimult_ml.errors import InputError
+from minimult_ml.prepare import PrepareConfig
 
 # MLproject pretrain parameters a sweep passes on to every pod. exp, seed and eval_every are the
 # sweep's own, and resume is always true.
-PRETRAIN_PARAMS = ("epochs", "max_steps", "checkpoint_every", "batch_size", "data_run_id",
-                   "knn_run_id", "compile")
+PRETRAIN_PARAMS = ("epochs", "max_steps", "checkpoint_every", "batch_size", "micro_batch_size",
+                   "size", "dropout", "invert", "data_run_id", "knn_run_id", "compile")
 # A retried pod continues from its last checkpoint; the others are not affected.
 RETRIES_PER_POD = 2
 
@@ -44,7 +45,7 @@ NAME_MAX = 50  # Job names end up in 63-character labels, with "-prepare" or a p
 class Sweep:
     """What a sweep runs and where; `build` checks every field."""
 
-    exps: tuple[str, ...]  # canonical modification names, joined by '+'
+    exps: tuple[str, ...]  # canonical names joined by '+'; the real track's by paper ID
     seeds: tuple[int, ...]
     image: str
     name: str = "minimult-sweep"
@@ -58,9 +59,9 @@ class Sweep:
     @classmethod
     def build(cls, exps: list[str], seeds: list[int], image: str,
               params: dict[str, str] | None = None, **options: object) -> Sweep:
-        # Names joined by '+': MLproject wraps {exp} in quotes that mlflow's own quoting of a
-        # value with ';' would undo, letting the shell split the command at the ';'.
+        # A real-track exp keeps its paper ID, which names its track (0-base, not original).
         canonical = list(dict.fromkeys(
+            e.strip() if experiments.track_of(e) else
             experiments.canonical(experiments.parse(e)).replace(";", "+") for e in exps))
         if not canonical:
             raise InputError("exps: give at least one exp, e.g. --exps 0,8,30")
@@ -121,28 +122,38 @@ def _needs_server(secret: str) -> str:
 
 
 def preparation_steps(sweep: Sweep) -> list[str]:
-    """The commands that build what every pod of the sweep would otherwise build itself."""
+    """The commands that build what every pod of the sweep would otherwise build itself: each
+    track's default prepare run and the knn-replace spaces its exps need."""
     params = dict(sweep.params)
     data = [("data_run_id", params["data_run_id"])] if "data_run_id" in params else []
-    steps = [] if data else [_mlflow_run("prepare", [])]
-    if "knn_run_id" not in params:
-        configs = [experiments.resolve(exp) for exp in sweep.exps]
-        for k in sorted({c.knn_k for c in configs if c.p_knn > 0}):
-            steps.append(_mlflow_run("knn-space", [*data, ("k", k)]))
+    steps = []
+    for track in experiments.TRACKS:
+        configs = [experiments.resolve(exp) for exp in sweep.exps
+                   if (experiments.track_of(exp) or "lab") == track]
+        if not configs:
+            continue
+        default_data = [] if track == "lab" else [("languages", PrepareConfig.real().languages)]
+        steps += [] if data else [_mlflow_run("prepare", default_data)]
+        if "knn_run_id" not in params:
+            source = data or [("track", track)]
+            steps += [_mlflow_run("knn-space", [*source, ("k", k)])
+                      for k in sorted({c.knn_k for c in configs if c.p_knn > 0})]
     return steps
 
 
 def pod_script(sweep: Sweep) -> str:
     """The sweep pod's shell script: JOB_COMPLETION_INDEX → (exp, seed) → pretrain."""
-    cases = "".join(f"  {i}) exp={shlex.quote(exp)} seed={seed} ;;\n"
+    # The lab's runs are evaluated as they train; the real track's by xnli, afterwards.
+    cases = "".join(f"  {i}) exp={shlex.quote(exp)} seed={seed} eval_every="
+                    f"{0 if experiments.track_of(exp) else sweep.eval_every} ;;\n"
                     for i, (exp, seed) in enumerate(sweep.tasks))
-    params = [("eval_every", sweep.eval_every), ("resume", "true"), *sweep.params]
+    params = [("resume", "true"), *sweep.params]
     run = _mlflow_run("pretrain", params)
     return (f"set -eu\n{_needs_server(sweep.secret)}\n"
             f'case "$JOB_COMPLETION_INDEX" in\n{cases}'
             '  *) echo "no task for index $JOB_COMPLETION_INDEX" >&2; exit 1 ;;\nesac\n'
             'echo "task $JOB_COMPLETION_INDEX: exp=$exp seed=$seed"\n'
-            f'exec {run} -P "exp=$exp" -P "seed=$seed"\n')
+            f'exec {run} -P "exp=$exp" -P "seed=$seed" -P "eval_every=$eval_every"\n')
 
 
 def _job(sweep: Sweep, name: str, component: str, script: str, spec: dict,

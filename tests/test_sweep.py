@@ -91,22 +91,24 @@ def _calls(tmp_path: Path) -> list[list[str]]:
 
 
 def test_each_pod_index_trains_its_own_exp_and_seed(tmp_path: Path) -> None:
-    lab = Sweep.build(["0", "lang-pos;no-random", "30"], [0, 42], IMAGE, {"epochs": "50"},
-                      eval_every=500)
+    lab = Sweep.build(["0", "lang-pos;no-random", "30", "30-base"], [0, 42], IMAGE,
+                      {"epochs": "50"}, eval_every=500)
     script = pod_script(lab)
     for index, (exp, seed) in enumerate(lab.tasks):
         (tmp_path / "calls").unlink(missing_ok=True)
         done = _run_script(script, index, tmp_path)
         assert done.returncode == 0, done.stderr
         (call,) = _calls(tmp_path)
+        # The real track's runs are not evaluated while they train (xnli does that later).
+        evaluated = 0 if exp == "30-base" else 500
         assert call == ["run", ".", "-e", "pretrain", "--env-manager", "local",
-                        "-P", "eval_every=500", "-P", "resume=true", "-P", "epochs=50",
-                        "-P", f"exp={exp}", "-P", f"seed={seed}"]
+                        "-P", "resume=true", "-P", "epochs=50", "-P", f"exp={exp}",
+                        "-P", f"seed={seed}", "-P", f"eval_every={evaluated}"]
     assert [t[0] for t in lab.tasks] == ["original"] * 2 + ["lang-pos+no-random"] * 2 + [
-        "knn-replace"] * 2
+        "knn-replace"] * 2 + ["30-base"] * 2
     # An index the sweep does not have, or no tracking server: fail, run nothing.
     (tmp_path / "calls").unlink()
-    assert _run_script(script, 6, tmp_path).returncode == 1
+    assert _run_script(script, 8, tmp_path).returncode == 1
     missing = _run_script(script, 0, tmp_path, uri="")
     assert missing.returncode != 0 and "Secret minimult-tracking" in missing.stderr
     assert not (tmp_path / "calls").exists()
@@ -118,7 +120,13 @@ def test_preparation_builds_what_the_pods_would_race_for(tmp_path: Path) -> None
     assert _run_script(script, 0, tmp_path).returncode == 0
     assert _calls(tmp_path) == [
         ["run", ".", "-e", "prepare", "--env-manager", "local"],
-        ["run", ".", "-e", "knn-space", "--env-manager", "local", "-P", "k=1"]]
+        ["run", ".", "-e", "knn-space", "--env-manager", "local", "-P", "track=lab", "-P", "k=1"]]
+    # Real-track exps: the real track's default data, and its knn space of 5 neighbours.
+    assert sweep.preparation_steps(Sweep.build(["0", "0-base", "30-base"], [1], IMAGE)) == [
+        shlex.join(["mlflow", "run", ".", "-e", *rest]) for rest in (
+            ["prepare", "--env-manager", "local"],
+            ["prepare", "--env-manager", "local", "-P", "languages=en,de,hi"],
+            ["knn-space", "--env-manager", "local", "-P", "track=real", "-P", "k=5"])]
     # knn-space builds the space of the given data; a given space needs nothing.
     given = Sweep.build(["30"], [0], IMAGE, {"data_run_id": "d1"})
     assert sweep.preparation_steps(given) == [shlex.join(
