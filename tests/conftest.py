@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,18 +33,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
-    """A real tracking server process (SQLite backend, local artifacts), for the whole session."""
-    root = tmp_path_factory.mktemp("mlflow")
+@contextmanager
+def serve_mlflow(args: list[str], root: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real `mlflow server` process on 127.0.0.1 with `args` (its stores), until the block
+    ends; yields its URI. Its log is root/server.log."""
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"
     with open(root / "server.log", "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-             "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
-            stdout=subprocess.DEVNULL, stderr=log)
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",
+             str(port), "--workers", "1", *args], env=env, stdout=subprocess.DEVNULL,
+            stderr=log, start_new_session=True)
+    try:
         deadline = time.time() + 120
         while True:
             try:
@@ -49,11 +52,39 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
                 break
             except OSError:
                 if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError((root / "server.log").read_text()[-2000:]) from None
+                    raise RuntimeError((root / "server.log").read_text()[-3000:]) from None
                 time.sleep(0.5)
         yield uri
-        proc.terminate()
-        proc.wait(timeout=30)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real tracking server process (SQLite backend, local artifacts), for the whole session."""
+    root = tmp_path_factory.mktemp("mlflow")
+    with serve_mlflow(["--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+                       "--artifacts-destination", str(root / "artifacts")], root) as uri:
+        yield uri
+
+
+@contextmanager
+def on_server(uri: str, experiment: str) -> Iterator[None]:
+    """Steps called in the block log to `uri`, in `experiment` (for session-wide fixtures)."""
+    import mlflow
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("MLFLOW_EXPERIMENT_NAME", experiment)
+        mp.delenv("MLFLOW_RUN_ID", raising=False)
+        mp.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+        mlflow.set_tracking_uri(uri)
+        yield
 
 
 @pytest.fixture
@@ -82,12 +113,5 @@ def prepare_run(mlflow_server: str) -> str:
     """A finished prepare run of the small slice on the test server (its own experiment)."""
     from entrypoints import prepare as prepare_entry
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-        mp.setenv("MLFLOW_EXPERIMENT_NAME", "fixtures")
-        mp.delenv("MLFLOW_RUN_ID", raising=False)
-        mp.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-        import mlflow
-
-        mlflow.set_tracking_uri(mlflow_server)
+    with on_server(mlflow_server, "fixtures"):
         return prepare_entry.get_or_run(SMALL)

@@ -32,7 +32,7 @@ from minimult_ml.languages import CLS, NUM_SPECIAL, SEP
 from minimult_ml.prepare import PrepareConfig, load, prepare
 from minimult_ml.training import input_config
 
-from .conftest import ROOT
+from .conftest import ROOT, _free_port, on_server
 
 FIXTURES = ROOT / "tests" / "fixtures"
 TEXT = FIXTURES / "real"  # en.txt, de.txt, hi.txt: 20 paragraphs of two sentences each
@@ -154,12 +154,7 @@ def test_german_sentence_under_3_base_and_8_base(real_prepared: Path) -> None:
 @pytest.fixture(scope="module")
 def real_run(mlflow_server: str) -> str:
     """A finished real-track prepare run on the test server (its own experiment)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-        mp.setenv("MLFLOW_EXPERIMENT_NAME", "fixtures-real")
-        mp.delenv("MLFLOW_RUN_ID", raising=False)
-        mp.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-        mlflow.set_tracking_uri(mlflow_server)
+    with on_server(mlflow_server, "fixtures-real"):
         return prepare_entry.get_or_run(REAL)
 
 
@@ -225,13 +220,6 @@ def test_ddp_two_processes_equal_one(tracking: str, prepare_run: str) -> None:
                .state_dict() for r in (one, two)]
     for name, value in weights[0].items():
         torch.testing.assert_close(weights[1][name], value, rtol=1e-4, atol=1e-5)
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _bad(command, args: list[str], capsys: pytest.CaptureFixture[str]) -> str:

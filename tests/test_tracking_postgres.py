@@ -8,11 +8,9 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,7 +27,7 @@ from minimult_ml.sweep import Sweep, manifests
 from minimult_ml.tracking import LAB_EXPERIMENT
 
 from . import compose
-from .conftest import ROOT, SMALL, _free_port
+from .conftest import ROOT, SMALL, _free_port, serve_mlflow
 
 
 @pytest.fixture(scope="module")
@@ -104,38 +102,16 @@ def auth_server(dotenv: dict[str, str], postgres: dict[str, str],
     """compose.yaml's mlflow service as a local process."""
     service = compose.load(dotenv)["services"]["mlflow"]
     root = tmp_path_factory.mktemp("auth-server")
-    port = _free_port()
-    local = {"--host": "127.0.0.1", "--port": str(port),
-             "--artifacts-destination": str(root / "artifacts")}
-    args = [f"{flag}={local.get(flag, value)}" for flag, _, value in
-            (arg.partition("=") for arg in service["command"][2:])]
+    # The service's own arguments, but a local artifact folder; serve_mlflow picks the address.
+    args = [f"{flag}={str(root / 'artifacts') if flag == '--artifacts-destination' else value}"
+            for flag, _, value in (arg.partition("=") for arg in service["command"][2:])
+            if flag not in ("--host", "--port")]
     assert service["command"][:2] == ["mlflow", "server"]
     env = (os.environ | service["environment"] | postgres
            # the server image sets this to its copy of basic_auth.ini
            | {"MLFLOW_AUTH_CONFIG_PATH": str(ROOT / "deploy" / "basic_auth.ini")})
-    uri = f"http://127.0.0.1:{port}"
-    with open(root / "server.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", *args, "--workers=1"],
-                                env=env, stdout=subprocess.DEVNULL, stderr=log,
-                                start_new_session=True)
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError((root / "server.log").read_text()[-3000:]) from None
-                time.sleep(0.5)
+    with serve_mlflow(args, root, env) as uri:
         yield uri
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def test_sweep_pod_trains_and_evaluates_against_the_production_server(
