@@ -7,7 +7,9 @@ import sys
 
 import click
 import mlflow
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID as PARENT_RUN_ID
 
 from minimult_ml import tracking
 from minimult_ml.errors import InputError
@@ -26,28 +28,45 @@ def run_command(command: click.Command, args: list[str] | None = None) -> None:
         sys.exit(130)
 
 
-def start_run(name: str, tags: dict[str, str], own_launcher: bool) -> mlflow.ActiveRun:
-    """Start this step's run in the project's experiment: the run `mlflow run` made for us
-    (own_launcher) when it lives there, else a new one.
+def start_run(name: str, tags: dict[str, str], own_launcher: bool,
+              params: dict[str, object] | None = None,
+              experiment: str | None = None) -> mlflow.ActiveRun:
+    """Start this step's run in the project's experiment (or `experiment`), logging `params`:
+    the run `mlflow run` made for us (own_launcher) when it lives there, else a new one.
 
     A step run on behalf of another (prepare for pretrain) must not log into the other's
     launcher run, which `mlflow run` announces through MLFLOW_RUN_ID; and a launcher in another
     experiment (a bare `mlflow run` uses "Default") would hide the run from later lookups, so it
-    only gets a note pointing at the real run.
+    only gets a note pointing at the real run. Neither can a launcher whose MLproject parameters
+    (logged by `mlflow run` as given: `exp=0`, `epochs=`) differ from the resolved ones we log
+    (`exp=original`, `epochs=100`): MLflow params cannot change.
     """
-    experiment = mlflow.set_experiment(tracking.experiment_name())
+    experiment = mlflow.set_experiment(experiment or tracking.experiment_name())
+    params = params or {}
     launcher = os.environ.get("MLFLOW_RUN_ID") if own_launcher else None
     client = MlflowClient()
-    if launcher and client.get_run(launcher).info.experiment_id == experiment.experiment_id:
+    given = client.get_run(launcher) if launcher else None
+    if given and _fits(given, experiment.experiment_id, params):
         mlflow.start_run(run_id=launcher)
         mlflow.set_tag("mlflow.runName", name)
         mlflow.set_tags(tags)
-        return mlflow.active_run()
-    run = client.create_run(experiment.experiment_id, run_name=name, tags=tags)
-    if launcher:
-        note_launcher(f"The {tags['step']} run is {run.info.run_id} in experiment "
-                      f"{experiment.name}.", run.info.run_id)
-    return mlflow.start_run(run_id=run.info.run_id)
+    else:
+        # In a multistep workflow the launcher is nested under the workflow's run: so is ours.
+        parent = given.data.tags.get(PARENT_RUN_ID) if given else None
+        if parent and given.info.experiment_id == experiment.experiment_id:
+            tags = tags | {PARENT_RUN_ID: parent}
+        run = client.create_run(experiment.experiment_id, run_name=name, tags=tags)
+        if launcher:
+            note_launcher(f"The {tags['step']} run is {run.info.run_id} in experiment "
+                          f"{experiment.name}.", run.info.run_id)
+        mlflow.start_run(run_id=run.info.run_id)
+    mlflow.log_params(params)
+    return mlflow.active_run()
+
+
+def _fits(run: Run, experiment_id: str, params: dict[str, object]) -> bool:
+    return run.info.experiment_id == experiment_id and all(
+        run.data.params.get(k, str(v)) == str(v) for k, v in params.items())
 
 
 def note_launcher(text: str, run_id: str) -> None:

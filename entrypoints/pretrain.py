@@ -26,6 +26,15 @@ from minimult_ml.training import STATE_FILE, train
 EVAL_DEV_SENTENCES = 10_000
 
 
+def resolve_config(exp: str, eval_every: int = 0, **overrides: object) -> TrainConfig:
+    """The config this entry point trains for its options (None = the exp's default)."""
+    if eval_every < 0:
+        raise InputError(f"eval_every must be ≥ 0, got {eval_every}")
+    if eval_every and not overrides.get("checkpoint_every"):
+        overrides["checkpoint_every"] = eval_every  # evaluation reads checkpoints: write them
+    return experiments.resolve(exp, **overrides)
+
+
 def run_params(config: TrainConfig, data_run_id: str, knn_run_id: str) -> dict[str, object]:
     knn = {"knn_run_id": knn_run_id} if knn_run_id else {}
     return dataclasses.asdict(config) | {"data_run_id": data_run_id} | knn
@@ -93,9 +102,9 @@ def pretrain(config: TrainConfig, data_run_id: str | None, resume: bool,
                     "seed": str(config.seed), "data_run_id": data_run_id}
             if knn_run_id:
                 tags["knn_run_id"] = knn_run_id
-            run = start_run(config.run_name, tags, own_launcher)
-            mlflow.log_params(params | data_fingerprints(data_run_id) | tracking.provenance()
-                              | {"device": device.type})
+            run = start_run(config.run_name, tags, own_launcher,
+                            params | data_fingerprints(data_run_id) | tracking.provenance()
+                            | {"device": device.type})
         with run:
             knn_table = knn_space.load_table(knn_run_id) if knn_run_id else None
             result = train(config, data.train, data.tokenizer, data.languages, out,
@@ -174,13 +183,9 @@ def command(exp: str, seed: int, epochs: int | None, max_steps: int | None,
     if list_:
         print_registry()
         return
-    if eval_every < 0:
-        raise InputError(f"eval_every must be ≥ 0, got {eval_every}")
-    if eval_every and not checkpoint_every:  # evaluation reads checkpoints: write them then
-        checkpoint_every = eval_every
-    config = experiments.resolve(exp, seed=seed, epochs=epochs, max_steps=max_steps,
-                                 checkpoint_every=checkpoint_every, batch_size=batch_size,
-                                 micro_batch_size=micro_batch_size, lr=lr, compile=compile_)
+    config = resolve_config(exp, eval_every, seed=seed, epochs=epochs, max_steps=max_steps,
+                            checkpoint_every=checkpoint_every, batch_size=batch_size,
+                            micro_batch_size=micro_batch_size, lr=lr, compile=compile_)
     pretrain(config, data_run_id or None, resume, own_launcher=True, eval_every=eval_every,
              knn_run_id=knn_run_id)
 
