@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from entrypoints import evaluate, kendall_tau, knn_space, prepare, pretrain
+from entrypoints import analysis, evaluate, kendall_tau, knn_space, prepare, pretrain
 from entrypoints.common import run_command
 
 
@@ -18,6 +18,7 @@ cli.add_command(pretrain.command)
 cli.add_command(evaluate.command)
 cli.add_command(knn_space.command)
 cli.add_command(kendall_tau.command)
+cli.add_command(analysis.command)
 
 
 def main() -> None:
