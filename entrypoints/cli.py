@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from entrypoints import analysis, evaluate, kendall_tau, knn_space, prepare, pretrain
+from entrypoints import main as sweep
 from entrypoints.common import run_command
 
 
@@ -19,6 +20,7 @@ cli.add_command(evaluate.command)
 cli.add_command(knn_space.command)
 cli.add_command(kendall_tau.command)
 cli.add_command(analysis.command)
+cli.add_command(sweep.command)
 
 
 def main() -> None:

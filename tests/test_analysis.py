@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from analysis import render
 from analysis.tables import Cell, Stat
 from entrypoints import analysis as analysis_entry
+from entrypoints import main as main_entry
 from entrypoints.common import run_command
 from entrypoints.pretrain import run_params
 from minimult_ml import experiments
@@ -241,7 +242,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("command", [analysis_entry.command])
+@pytest.mark.parametrize("command", [analysis_entry.command, main_entry.command])
 @pytest.mark.parametrize("uri", ["http://127.0.0.1:{port}", "nonsense://nowhere"])
 def test_wrong_or_unreachable_tracking_uri_is_one_line_and_exit_2(
         command, uri: str, monkeypatch: pytest.MonkeyPatch,
@@ -262,6 +263,9 @@ def test_wrong_or_unreachable_tracking_uri_is_one_line_and_exit_2(
     (analysis_entry.command, ["--tables", "5"], "give table numbers from 1,2,3,4"),
     (analysis_entry.command, ["--tables", "one"], "give table numbers"),
     (analysis_entry.command, ["--experiment", "no-such-experiment"], "does not exist on"),
+    (main_entry.command, ["--seeds", "a,b"], "give integers"),
+    (main_entry.command, ["--exps", ","], "is empty"),
+    (main_entry.command, ["--profile", "huge"], "'huge' is not one of"),
 ])
 def test_bad_input_is_one_line_and_exit_2(command, args: list[str], message: str,
                                           tracking: str, capsys: pytest.CaptureFixture) -> None:
