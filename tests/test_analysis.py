@@ -8,6 +8,8 @@ import csv
 import io
 import math
 import socket
+import subprocess
+import sys
 import time
 
 import mlflow
@@ -23,6 +25,8 @@ from entrypoints.common import run_command
 from entrypoints.pretrain import run_params
 from minimult_ml import experiments
 from minimult_ml.wordorder import correlation
+
+from .conftest import ROOT
 
 METRICS = ("mult_score", "align_f1/L0", "retrieval_p1/L0", "translation_p1/L0", "align_f1/L8",
            "retrieval_p1/L8", "translation_p1/L8", "ppl/train", "ppl/dev")
@@ -280,3 +284,10 @@ def test_bad_input_is_one_line_and_exit_2(command, args: list[str], message: str
     exp = mlflow.get_experiment_by_name(tracking)
     assert not MlflowClient().search_runs([exp.experiment_id])
 
+
+
+def test_python_m_analysis_is_the_same_command() -> None:
+    result = subprocess.run([sys.executable, "-m", "analysis", "--tables", "0"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: tables '0': give table numbers from 1,2,3,4, like 1,2"
