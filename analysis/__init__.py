@@ -1,1 +1,2 @@
-"""Tables 1–4 and figures from the tracking server (to come: the analysis issue)."""
+"""Tables 1–4 and Figures 6–7 from the tracking server beside the paper's numbers, and the
+reproduction sweep that produces the runs behind them."""

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import click
 
-from entrypoints import evaluate, kendall_tau, knn_space, prepare, pretrain, sweep_manifest, xnli
+from entrypoints import (
+    analysis,
+    evaluate,
+    kendall_tau,
+    knn_space,
+    main,
+    prepare,
+    pretrain,
+    sweep_manifest,
+    xnli,
+)
 from entrypoints.common import run_command
 
 
@@ -26,6 +36,8 @@ cli.add_command(knn_space.command)
 cli.add_command(kendall_tau.command)
 cli.add_command(xnli.command)
 cli.add_command(sweep_manifest.command)
+cli.add_command(analysis.command)
+cli.add_command(main.command)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ import sys
 import click
 import mlflow
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID as PARENT_RUN_ID
 
 from minimult_ml import tracking
 from minimult_ml.errors import InputError
@@ -27,21 +28,33 @@ def run_command(command: click.Command, args: list[str] | None = None) -> None:
 
 
 def start_run(name: str, tags: dict[str, str], own_launcher: bool,
-              experiment_name: str | None = None) -> mlflow.ActiveRun:
-    """Start this step's run, a new one, in the project's experiment (default: the lab's).
+              params: dict[str, object] | None = None,
+              experiment: str | None = None) -> mlflow.ActiveRun:
+    """Start this step's run, a new one, in the project's experiment (or `experiment`), logging
+    `params`.
 
     `mlflow run` makes a launcher run of its own (announced through MLFLOW_RUN_ID) and logs the
     MLproject parameters into it as given ("" for a default, a paper ID for an exp), which
-    would clash with the resolved values logged here; and a bare `mlflow run` puts it in
-    "Default", where later lookups would not find it. So the work goes into a run of its own, and
-    the launcher (when it launched this step: own_launcher) gets a note pointing at it.
+    would clash with the resolved values logged here (MLflow params cannot change); and a bare
+    `mlflow run` puts it in "Default", where later lookups would not find it. So the work goes
+    into a run of its own, nested where the launcher is nested (a multistep workflow's steps
+    stay under the workflow's run), and the launcher (when it launched this step: own_launcher)
+    gets a note pointing at it.
     """
-    experiment = mlflow.set_experiment(experiment_name or tracking.experiment_name())
-    run = MlflowClient().create_run(experiment.experiment_id, run_name=name, tags=tags)
+    experiment = mlflow.set_experiment(experiment or tracking.experiment_name())
+    client = MlflowClient()
+    launcher = os.environ.get("MLFLOW_RUN_ID")
+    given = client.get_run(launcher) if launcher else None
+    parent = given.data.tags.get(PARENT_RUN_ID) if given else None
+    if parent and given.info.experiment_id == experiment.experiment_id:
+        tags = tags | {PARENT_RUN_ID: parent}
+    run = client.create_run(experiment.experiment_id, run_name=name, tags=tags)
     if own_launcher:
         note_launcher(f"The {tags['step']} run is {run.info.run_id} in experiment "
                       f"{experiment.name}.", run.info.run_id)
-    return mlflow.start_run(run_id=run.info.run_id)
+    active = mlflow.start_run(run_id=run.info.run_id)
+    mlflow.log_params(params or {})
+    return active
 
 
 def note_launcher(text: str, run_id: str) -> None:

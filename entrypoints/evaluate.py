@@ -24,12 +24,11 @@ from minimult_ml.training import CONFIG_FILE
 
 
 def checkpoint_steps(run_id: str) -> list[int]:
-    steps = [int(f.path.rsplit("step-", 1)[1])
-             for f in MlflowClient().list_artifacts(run_id, "checkpoints") if f.is_dir]
+    steps = tracking.checkpoint_steps(run_id)
     if not steps:
         raise InputError(f"run {run_id} has no checkpoints yet; evaluate it after pretraining "
                          "has written one")
-    return sorted(steps)
+    return steps
 
 
 def select(steps: list[int], spec: str) -> list[int]:

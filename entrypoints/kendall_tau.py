@@ -19,6 +19,7 @@ import mlflow
 import numpy as np
 import torch
 
+from analysis import paper
 from entrypoints.common import run_command, start_run
 from minimult_ml import figures, tracking, wordorder
 from minimult_ml.errors import InputError
@@ -41,7 +42,7 @@ def parse_languages(spec: str) -> list[str]:
 def load_accuracies(spec: str) -> tuple[dict[str, float], str]:
     """XNLI accuracy per language, and where it comes from: `paper`, `xnli-runs` or `csv:PATH`."""
     if spec == "paper":
-        return dict(wordorder.PAPER_XNLI_ACC), "paper Table 4 (mBERT)"
+        return dict(paper.PAPER_XNLI_ACC), "paper Table 4 (mBERT)"
     if spec == "xnli-runs":
         return xnli_run_accuracies()
     kind, _, path = spec.partition(":")

@@ -27,6 +27,14 @@ TABLE_FILE = "knn_table.pt"
 REAL_THREADS = 8
 
 
+def find(data_run_id: str, config: KnnSpaceConfig) -> str | None:
+    """The id of the newest finished knn-space run for this data and config, if any; it lives
+    beside the data it was built from."""
+    params = dataclasses.asdict(config) | {"data_run_id": data_run_id}
+    run = tracking.find_run("knn-space", params, experiment_of(track_of(data_run_id)))
+    return run.info.run_id if run else None
+
+
 def get_or_run(data_run_id: str, config: KnnSpaceConfig, force: bool = False,
                own_launcher: bool = False) -> str:
     """The id of the finished knn-space run for this data and config; builds it when none."""
@@ -34,15 +42,13 @@ def get_or_run(data_run_id: str, config: KnnSpaceConfig, force: bool = False,
         config.validate()
     except ValueError as e:
         raise InputError(str(e)) from None
-    params = dataclasses.asdict(config) | {"data_run_id": data_run_id}
-    experiment = experiment_of(track_of(data_run_id))  # beside the data it was built from
-    found = None if force else tracking.find_run("knn-space", params, experiment)
+    found = None if force else find(data_run_id, config)
     if found:
-        click.echo(f"knn-space: reusing finished run {found.info.run_id}")
+        click.echo(f"knn-space: reusing finished run {found}")
         if own_launcher:
-            note_launcher(f"Reused the finished knn-space run {found.info.run_id}.",
-                          found.info.run_id)
-        return found.info.run_id
+            note_launcher(f"Reused the finished knn-space run {found}.", found)
+        return found
+    params = dataclasses.asdict(config) | {"data_run_id": data_run_id}
     data = load(tracking.download(data_run_id, ""))
     click.echo("knn-space: training fastText per language and mapping with VecMap …")
     table, report = prepared_knn_table(data, config)
@@ -50,8 +56,9 @@ def get_or_run(data_run_id: str, config: KnnSpaceConfig, force: bool = False,
         torch.save(table, Path(tmp) / TABLE_FILE)
         (Path(tmp) / "report.json").write_text(json.dumps(report, indent=2))
         tags = {"step": "knn-space", "data_run_id": data_run_id}
-        with start_run(f"knn-space-k{config.k}", tags, own_launcher, experiment) as run:
-            mlflow.log_params(params | tracking.provenance())
+        with start_run(f"knn-space-k{config.k}", tags, own_launcher,
+                       params | tracking.provenance(),
+                       experiment_of(track_of(data_run_id))) as run:
             mlflow.log_metrics({k: v for k, v in report.items() if isinstance(v, float)}
                                | {f"vecmap_iterations/{pair}": r["iterations"]
                                   for pair, r in report["pairs"].items()})

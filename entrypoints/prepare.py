@@ -50,9 +50,9 @@ def get_or_run(config: PrepareConfig, force: bool = False, own_launcher: bool = 
         summary = prepare(config, Path(tmp))
         stats = summary["stats"]
         tags = {"step": "prepare", "languages": ",".join(stats["languages"])}
-        with start_run(run_name(config), tags, own_launcher, experiment) as run:
-            mlflow.log_params(params | summary["fingerprints"] | tracking.provenance()
-                              | {"sentence_splitter": json.dumps(stats["sentence_splitter"])})
+        logged = params | summary["fingerprints"] | tracking.provenance() | {
+            "sentence_splitter": json.dumps(stats["sentence_splitter"])}
+        with start_run(run_name(config), tags, own_launcher, logged, experiment) as run:
             mlflow.log_metrics(_flatten({split: stats[split] for split in ("train", "dev")})
                                | {"vocab_size": stats["vocab_size"]})
             mlflow.log_artifacts(tmp)

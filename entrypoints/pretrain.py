@@ -27,6 +27,21 @@ from minimult_ml.training import STATE_FILE, train
 EVAL_DEV_SENTENCES = 10_000
 
 
+def training_overrides(eval_every: int = 0, **options: object) -> dict[str, object]:
+    """The exp overrides of this entry point's options (None = the exp's default)."""
+    if eval_every < 0:
+        raise InputError(f"eval_every must be ≥ 0, got {eval_every}")
+    if eval_every and not options.get("checkpoint_every"):
+        options["checkpoint_every"] = eval_every  # evaluation reads checkpoints: write them
+    return options
+
+
+def resolve_config(exp: str, eval_every: int = 0, track: str | None = None,
+                   **options: object) -> TrainConfig:
+    """The config this entry point trains for its options, in `track` (default: the exp's)."""
+    return experiments.resolve(exp, track, **training_overrides(eval_every, **options))
+
+
 def run_params(config: TrainConfig, data_run_id: str, knn_run_id: str) -> dict[str, object]:
     knn = {"knn_run_id": knn_run_id} if knn_run_id else {}
     return dataclasses.asdict(config) | {"data_run_id": data_run_id} | knn
@@ -94,9 +109,9 @@ def plan(exp: str, overrides: dict[str, object], data_run_id: str | None, resume
             "seed": str(config.seed), "data_run_id": data_run_id, "track": track}
     if knn_run_id:
         tags["knn_run_id"] = knn_run_id
-    run = start_run(config.run_name, tags, own_launcher, experiment)
-    mlflow.log_params(params | data_fingerprints(data_run_id) | tracking.provenance()
-                      | {"device": device.type})
+    run = start_run(config.run_name, tags, own_launcher,
+                    params | data_fingerprints(data_run_id) | tracking.provenance()
+                    | {"device": device.type}, experiment)
     return Plan(config, data_run_id, knn_run_id, run.info.run_id, False)
 
 
@@ -214,14 +229,11 @@ def command(exp: str, seed: int, epochs: int | None, max_steps: int | None,
     if list_:
         print_registry()
         return
-    if eval_every < 0:
-        raise InputError(f"eval_every must be ≥ 0, got {eval_every}")
-    if eval_every and not checkpoint_every:  # evaluation reads checkpoints: write them then
-        checkpoint_every = eval_every
-    overrides = {"seed": seed, "epochs": epochs, "max_steps": max_steps,
-                 "checkpoint_every": checkpoint_every, "batch_size": batch_size,
-                 "micro_batch_size": micro_batch_size or None, "lr": lr, "size": size or None,
-                 "dropout": dropout, "invert": invert or None, "compile": compile_}
+    overrides = training_overrides(
+        eval_every, seed=seed, epochs=epochs, max_steps=max_steps,
+        checkpoint_every=checkpoint_every, batch_size=batch_size,
+        micro_batch_size=micro_batch_size or None, lr=lr, size=size or None, dropout=dropout,
+        invert=invert or None, compile=compile_)
     pretrain(exp, overrides, data_run_id or None, resume, own_launcher=True,
              eval_every=eval_every, knn_run_id=knn_run_id)
 

@@ -78,9 +78,9 @@ def command(run_id: str, step: int | None, train_spec: str, test_spec: str, lang
               "train_examples": len(train), "epochs": epochs, "batch_size": batch_size,
               "lr": lr, "seed": seed}
     name = f"xnli-{config.run_name}"
-    with start_run(name, tags, True, experiment_of(config.track)) as run, \
+    logged = params | tracking.provenance() | {"device": device.type}
+    with start_run(name, tags, True, logged, experiment_of(config.track)) as run, \
             tempfile.TemporaryDirectory() as tmp:
-        mlflow.log_params(params | tracking.provenance() | {"device": device.type})
         model = nli.finetune(folder, tokenizers, inputs, train, finetune_config, device,
                              log=mlflow.log_metrics)
         out = Path(tmp)

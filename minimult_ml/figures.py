@@ -106,3 +106,27 @@ def confusion_matrix(counts: np.ndarray, labels: Sequence[str], path: str | Path
     ax.set_ylabel("gold")
     ax.set_title(title)
     save(fig, path)
+
+
+def training_curves(panels: dict[str, dict[str, list[dict[int, float]]]], path: str | Path,
+                    title: str, log_scale: Sequence[str] = ()) -> None:
+    """Figures 6–7: one axes per panel; per series (one {step: value} per seed) the mean over
+    the seeds that have each step, and a ± one standard deviation band (ddof 1) where two or
+    more have it."""
+    fig = Figure(figsize=(5.5 * len(panels), 4))
+    for ax, (name, series) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels.items(),
+                                  strict=True):
+        for label, seeds in series.items():
+            steps = sorted({step for seed in seeds for step in seed})
+            values = [[seed[step] for seed in seeds if step in seed] for step in steps]
+            mean = np.array([np.mean(v) for v in values])
+            std = np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in values])
+            (line,) = ax.plot(steps, mean, marker="o", markersize=3, label=label)
+            ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        if name in log_scale:
+            ax.set_yscale("log")
+        ax.set_title(name)
+        ax.set_xlabel("training step")
+        ax.legend()
+    fig.suptitle(title)
+    save(fig, path)

@@ -85,6 +85,14 @@ def get_run(run_id: str, step: str) -> Run:
     return run
 
 
+def checkpoint_steps(run_id: str) -> list[int]:
+    """The steps of a pretrain run's checkpoints (`checkpoints/step-N`), ascending; the last is
+    the final model once the run has finished."""
+    with server_errors():
+        folders = MlflowClient().list_artifacts(run_id, "checkpoints")
+    return sorted(int(f.path.rsplit("step-", 1)[1]) for f in folders if f.is_dir)
+
+
 def provenance() -> dict[str, str]:
     """Git commit and package versions, logged as params with every run.
 

@@ -18,17 +18,6 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import pearsonr
 
-# Table 4 of the paper: Kendall's tau distance (XNLI dev, mBERT alignments) and mBERT's XNLI
-# zero-shot accuracy in percent, as printed. Their Pearson r: 0.64 with English, 0.46 without.
-PAPER_TAU = {
-    "en": 1.0, "ar": 0.72, "de": 0.74, "fr": 0.80, "ru": 0.72, "th": 0.71, "ur": 0.59, "zh": 0.68,
-    "bg": 0.75, "el": 0.77, "es": 0.76, "hi": 0.58, "sw": 0.73, "tr": 0.47, "vi": 0.78,
-}
-PAPER_XNLI_ACC = {
-    "en": 81.4, "ar": 64.9, "de": 71.1, "fr": 73.8, "ru": 69.0, "th": 55.8, "ur": 58.0, "zh": 69.3,
-    "bg": 68.9, "el": 66.4, "es": 74.3, "hi": 60.0, "sw": 50.4, "tr": 61.6, "vi": 69.5,
-}
-
 
 def word_vectors(subword_vectors: torch.Tensor, word_ids: Sequence[int | None]) -> torch.Tensor:
     """(T, d) subword vectors → (W, d) word vectors, each the mean of its word's subwords.

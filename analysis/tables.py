@@ -1,0 +1,260 @@
+"""Tables 1–4: runs grouped by exp, aggregated over seeds, each cell beside the paper's.
+
+A cell holds the mean, the sample standard deviation (ddof 1, as the Welch test uses) and the
+number of seeds behind it. Missing data stays missing, with the reason in the row's note.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import mlflow
+from mlflow.entities import Run
+from scipy.stats import ttest_ind
+
+from analysis import paper
+from analysis.runs import TABLE_METRICS, PretrainRun
+from minimult_ml import wordorder
+
+TABLE1_IDS = tuple(paper.rows("table1"))
+TABLE2_IDS = tuple(paper.rows("table2"))
+TABLE3_IDS = tuple(i for i in paper.rows("table3") if i != "mBERT")
+XNLI_METRIC = "xnli_acc/"
+TAU_METRIC = "kendall_tau/"
+ALPHA = 0.05  # Welch test: significance level, one comparison per row against row 0
+
+
+@dataclass(frozen=True)
+class Stat:
+    mean: float
+    std: float | None  # None for a single value
+    n: int
+
+
+def stat(values: Sequence[float]) -> Stat | None:
+    if not values:
+        return None
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return Stat(statistics.fmean(values), std, len(values))
+
+
+@dataclass(frozen=True)
+class Cell:
+    ours: Stat | None
+    paper_mean: float | None = None
+    paper_std: float | None = None
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    kind: str  # how its numbers print: "frac" (.70), "ppl" (217.3), "pct" (71.1)
+
+
+@dataclass
+class Row:
+    id: str
+    description: str
+    cells: dict[str, Cell]
+    n: int = 0  # seeds (runs) behind the row
+    note: str = ""
+    test: str = ""  # Welch t-test of μ against row 0
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    columns: list[Column]
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)
+    welch: bool = False
+
+
+# --- Tables 1 and 2: pretrain runs ------------------------------------------------------------
+
+HEADERS = {"mult_score": "μ", "align_f1/L0": "L0 F1", "retrieval_p1/L0": "L0 ρ",
+           "translation_p1/L0": "L0 τ", "align_f1/L8": "L8 F1", "retrieval_p1/L8": "L8 ρ",
+           "translation_p1/L8": "L8 τ", "ppl/train": "ppl train", "ppl/dev": "ppl dev"}
+TABLE1_COLUMNS = [Column(key, HEADERS[key], "ppl" if key.startswith("ppl") else "frac")
+                  for key in TABLE_METRICS]
+
+
+@dataclass
+class ExpGroup:
+    """The runs of one exp: the one used per seed, and why the others are left out."""
+
+    exp: str
+    paper_id: str
+    chosen: list[PretrainRun]
+    left_out: Counter[str]
+
+    @property
+    def mu(self) -> list[float]:
+        return [r.final["mult_score"] for r in self.chosen]
+
+    def note(self) -> str:
+        if not self.chosen and not self.left_out:
+            return "no runs"
+        reasons = "; ".join(f"{why} ({n} run{'s' * (n > 1)})" for why, n in
+                            self.left_out.most_common())
+        if not self.chosen:
+            return f"no evaluated run: {reasons}"
+        return f"left out: {reasons}" if reasons else ""
+
+
+def group_runs(runs: list[PretrainRun]) -> dict[str, ExpGroup]:
+    """Runs (newest first) by exp. Per seed, the newest run evaluated at its final checkpoint
+    whose settings (epochs, data, …) equal those of the exp's newest evaluated run."""
+    by_exp: dict[str, list[PretrainRun]] = {}
+    for run in runs:
+        by_exp.setdefault(run.exp, []).append(run)
+    groups = {}
+    for exp, members in by_exp.items():
+        left_out: Counter[str] = Counter()
+        evaluated = []
+        for run in members:
+            if (problem := run.problem) is None:
+                evaluated.append(run)
+            else:
+                left_out[problem] += 1
+        chosen: dict[int, PretrainRun] = {}
+        for run in evaluated:
+            if run.settings != evaluated[0].settings:
+                left_out["other settings than the newest run"] += 1
+            elif run.seed in chosen:
+                left_out["older run of the same seed"] += 1
+            else:
+                chosen[run.seed] = run
+        groups[exp] = ExpGroup(exp, members[0].paper_id, list(chosen.values()), left_out)
+    return groups
+
+
+def welch(values: list[float], reference: list[float]) -> str:
+    """Welch's t-test of `values` against row 0's, as text: p and a star when p < ALPHA."""
+    if len(values) < 2 or len(reference) < 2:
+        return f"n too small ({len(values)} vs {len(reference)} seeds; needs ≥ 2 each)"
+    result = ttest_ind(values, reference, equal_var=False)
+    if math.isnan(result.pvalue):
+        return "no variance in either row"
+    star = " *" if result.pvalue < ALPHA else ""
+    return f"t = {result.statistic:.2f}, p = {result.pvalue:.3g}{star}"
+
+
+def row_key(group: ExpGroup) -> str:
+    """A row's ID: the paper's, or the exp itself for a combination the paper did not run."""
+    return group.exp if group.paper_id == "x" else group.paper_id
+
+
+def pretrain_table(name: str, title: str, ids: Sequence[str], by_id: dict[str, ExpGroup],
+                   paper_table: str, only_with_runs: bool) -> Table:
+    published = paper.rows(paper_table)
+    reference = by_id["0"].mu if "0" in by_id else []
+    rows, without = [], []
+    for row_id in ids:
+        group = by_id.get(row_id)
+        if group is None and only_with_runs:
+            without.append(row_id)
+            continue
+        chosen = group.chosen if group else []
+        p = published.get(row_id)
+        cells = {c.key: Cell(stat([r.final[c.key] for r in chosen]),
+                             p.mean.get(c.key) if p else None, p.std.get(c.key) if p else None)
+                 for c in TABLE1_COLUMNS}
+        row = Row(row_id, p.description if p else group.exp, cells, len(chosen),
+                  group.note() if group else "no runs")
+        if chosen and row_id != "0":
+            row.test = welch(group.mu, reference) if reference else "no row 0 to compare"
+        elif chosen:
+            row.test = "reference"
+        rows.append(row)
+    notes = [f"Paper rows without runs: {', '.join(without)}."] if without else []
+    notes.append("Cells: ours mean ± sample std over seeds (paper's in brackets); n = seeds.")
+    return Table(name, title, TABLE1_COLUMNS, rows, notes, welch=True)
+
+
+def table1(groups: dict[str, ExpGroup]) -> Table:
+    # Exps outside Tables 1–2 (combinations the paper did not run) follow the paper's rows.
+    by_id = {row_key(g): g for g in groups.values()}
+    extra = tuple(i for i in by_id if i not in TABLE1_IDS + TABLE2_IDS)
+    table = pretrain_table("table1", "Table 1: multilinguality and model fit",
+                           TABLE1_IDS + extra, by_id, "table1", only_with_runs=True)
+    table.notes.append(f"Welch t-test of μ against row 0 across seeds; * p < {ALPHA} "
+                       "(uncorrected for multiple comparisons). The paper has no such test.")
+    return table
+
+
+def table2(groups: dict[str, ExpGroup]) -> Table:
+    return pretrain_table("table2", "Table 2: parallel vs. non-parallel training corpus",
+                          TABLE2_IDS, {row_key(g): g for g in groups.values()}, "table2",
+                          only_with_runs=False)
+
+
+# --- Table 3: xnli runs --------------------------------------------------------------------
+
+def xnli_accuracies(run: Run) -> dict[str, float]:
+    return {k.removeprefix(XNLI_METRIC): v for k, v in run.data.metrics.items()
+            if k.startswith(XNLI_METRIC)}
+
+
+def table3(xnli_runs: list[Run], experiment: str) -> Table:
+    """XNLI accuracy per language, mean ± std over seeds, per real-track model."""
+    published = paper.rows("table3")
+    chosen: dict[str, dict[str, Run]] = {}  # paper id → seed → newest run with accuracies
+    for run in xnli_runs:
+        tags = run.data.tags
+        if xnli_accuracies(run):
+            key = tags.get("paper_id") or tags.get("exp", "?")
+            chosen.setdefault(key, {}).setdefault(tags.get("seed", "?"), run)
+    langs = list(published["0-base"].mean)
+    langs += sorted({lang for seeds in chosen.values() for run in seeds.values()
+                     for lang in xnli_accuracies(run)} - set(langs))
+    columns = [Column(lang, lang, "frac") for lang in langs]
+    rows = []
+    for row_id in (*TABLE3_IDS, *sorted(set(chosen) - set(TABLE3_IDS)), "mBERT"):
+        runs = list(chosen.get(row_id, {}).values())
+        p = published.get(row_id)
+        cells = {lang: Cell(stat([a[lang] for r in runs if lang in (a := xnli_accuracies(r))]),
+                            p.mean.get(lang) if p else None, p.std.get(lang) if p else None)
+                 for lang in langs}
+        note = ("published numbers only" if row_id == "mBERT" else
+                "" if runs else f"no finished xnli run in experiment {experiment}")
+        rows.append(Row(row_id, p.description if p else row_id, cells, len(runs), note))
+    return Table("table3", "Table 3: XNLI zero-shot accuracy (fine-tuned on English)", columns,
+                 rows, ["Cells: ours mean ± sample std over seeds (paper's in brackets)."])
+
+
+# --- Table 4: the newest kendall-tau run ------------------------------------------------------
+
+def table4(run: Run | None, accuracies: dict[str, float]) -> Table:
+    """Kendall's tau per language beside XNLI accuracy, and their Pearson r with and without
+    English; `accuracies` are those the run correlated with (its table4.json)."""
+    columns = [Column("kendall_tau", "Kendall's tau", "frac"),
+               Column("xnli_acc", "XNLI acc. (%)", "pct")]
+    tau = ({k.removeprefix(TAU_METRIC): v for k, v in run.data.metrics.items()
+            if k.startswith(TAU_METRIC)} if run else {})
+    rows = []
+    for lang in list(paper.PAPER_TAU) + sorted(set(tau) - set(paper.PAPER_TAU)):
+        ours_tau = Stat(tau[lang], None, 1) if lang in tau else None
+        ours_acc = Stat(accuracies[lang], None, 1) if lang in accuracies else None
+        cells = {"kendall_tau": Cell(ours_tau, paper.PAPER_TAU.get(lang)),
+                 "xnli_acc": Cell(ours_acc, paper.PAPER_XNLI_ACC.get(lang))}
+        rows.append(Row(lang, "", cells, int(lang in tau), "" if run else "no kendall-tau run"))
+    for which, label in (("with_en", "with en"), ("without_en", "without en")):
+        try:
+            ours = wordorder.correlation(tau, accuracies, ("en",) if which == "without_en" else ())
+            r, note = Stat(ours.r, None, ours.n), f"p = {ours.p_value:.3g}, {ours.n} languages"
+        except ValueError as err:
+            r, note = None, str(err)
+        cells = {"kendall_tau": Cell(r, paper.PAPER_PEARSON_R[which]), "xnli_acc": Cell(None)}
+        rows.append(Row(f"Pearson r ({label})", "", cells, r.n if r else 0, note))
+    source = (f"kendall-tau run {run.info.run_id} (model {run.data.params.get('model')}, "
+              f"accuracies: {run.data.params.get('accuracy_source')})" if run
+              else f"no finished kendall-tau run on {mlflow.get_tracking_uri()}")
+    return Table("table4", "Table 4: word order (Kendall's tau distance) and XNLI accuracy",
+                 columns, rows, [f"Ours: {source}. Paper's in brackets (mBERT)."])

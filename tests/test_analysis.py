@@ -1,0 +1,293 @@
+"""The analysis against a real tracking server: runs logged over HTTP with the same tags, params,
+checkpoint folders and metric names as pretrain + evaluate, read back into Tables 1–4 whose
+means and standard deviations equal a plain recomputation from the raw metrics."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import socket
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+
+from analysis import render
+from analysis.tables import Cell, Stat
+from entrypoints import analysis as analysis_entry
+from entrypoints import main as main_entry
+from entrypoints.common import run_command
+from entrypoints.pretrain import run_params
+from minimult_ml import experiments
+from minimult_ml.wordorder import correlation
+
+from .conftest import ROOT
+
+METRICS = ("mult_score", "align_f1/L0", "retrieval_p1/L0", "translation_p1/L0", "align_f1/L8",
+           "retrieval_p1/L8", "translation_p1/L8", "ppl/train", "ppl/dev")
+
+
+def values(seed: int, offset: float, step: int) -> dict[str, float]:
+    """Distinct, reproducible numbers per metric, seed and step."""
+    base = {k: (offset + 0.013 * seed + 0.0007 * i + step / 1000) % 1
+            for i, k in enumerate(METRICS)}
+    return base | {"ppl/train": 10 + 3 * seed + step / 7 + offset,
+                   "ppl/dev": 200 + 11 * seed - step / 3 + offset}
+
+
+class Logger:
+    """Logs pretrain runs as pretrain and evaluate do: tags, params, checkpoint folders and the
+    evaluation metrics at checkpoint steps."""
+
+    def __init__(self, experiment: str) -> None:
+        self.client = MlflowClient()
+        self.experiment_id = mlflow.set_experiment(experiment).experiment_id
+
+    def run(self, exp: str, seed: int, checkpoints: list[int],
+            evaluations: list[tuple[int, dict[str, float]]], status: str = "FINISHED",
+            **overrides: object) -> str:
+        config = experiments.resolve(exp, seed=seed, **overrides)
+        tags = {"step": "pretrain", "exp": config.exp, "paper_id": config.paper_id,
+                "seed": str(seed), "data_run_id": "d" * 32}
+        run_id = self.client.create_run(self.experiment_id, run_name=config.run_name,
+                                        tags=tags).info.run_id
+        params = run_params(config, "d" * 32, "")
+        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        for step in checkpoints:
+            self.client.log_text(run_id, "{}", f"checkpoints/step-{step}/config.json")
+        for step, scores in evaluations:  # in this order: later calls get later timestamps
+            now = int(time.time() * 1000)
+            self.client.log_batch(run_id, metrics=[Metric(k, v, now, step)
+                                                   for k, v in scores.items()])
+            time.sleep(0.002)
+        if status != "RUNNING":
+            self.client.set_terminated(run_id, status)
+        return run_id
+
+
+def mean_std(xs: list[float]) -> tuple[float, float | None]:
+    m = sum(xs) / len(xs)
+    if len(xs) == 1:
+        return m, None
+    return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def csv_rows(text: str) -> dict[str, dict[str, str]]:
+    return {row["id"]: row for row in csv.DictReader(io.StringIO(text))}
+
+
+def analysis_run(experiment: str) -> str:
+    exp = mlflow.get_experiment_by_name(experiment)
+    runs = MlflowClient().search_runs([exp.experiment_id], "tags.step = 'analysis'")
+    assert len(runs) == 1
+    return runs[0].info.run_id
+
+
+def test_tables_1_and_2_equal_a_recomputation_from_the_raw_metrics(
+        tracking: str, capsys: pytest.CaptureFixture) -> None:
+    log = Logger(tracking)
+    final = {}  # (exp, seed) → the scores the analysis must use
+    # Row 0: three seeds, evaluated at steps 10 and 20 (the final checkpoint). Seed 0 also has
+    # an older run, seed 2 its final checkpoint evaluated twice (the newest value counts).
+    log.run("0", 0, [10, 20], [(20, values(0, 0.9, 20))])
+    for seed in (0, 1, 2):
+        evaluations = [(10, values(seed, 0.5, 10)), (20, values(seed, 0.5, 20))]
+        if seed == 2:
+            evaluations.append((20, values(seed, 0.55, 20)))
+        log.run("0", seed, [10, 20], evaluations)
+        final["0", seed] = evaluations[-1][1]
+    # Row 8: three seeds, far lower μ (a significant difference).
+    for seed in (0, 1, 2):
+        scores = values(seed, 0.1, 20) | {"mult_score": 0.05 + 0.01 * seed}
+        log.run("8", seed, [20], [(20, scores)])
+        final["8", seed] = scores
+    log.run("3", 0, [20], [(20, values(0, 0.2, 20))])  # one seed: too few for a t-test
+    final["3", 0] = values(0, 0.2, 20)
+    log.run("2", 0, [20], [(20, values(0, 0.3, 20))], epochs=50)  # other settings: left out
+    log.run("2", 1, [20], [(20, values(1, 0.3, 20))])
+    final["2", 1] = values(1, 0.3, 20)
+    log.run("4", 0, [20], [])  # trained, never evaluated
+    log.run("5", 0, [10, 30], [(10, values(0, 0.4, 10))])  # the final checkpoint not evaluated
+    log.run("6", 0, [10], [(10, values(0, 0.4, 10))], status="RUNNING")
+
+    run_command(analysis_entry.command, ["--tables", "1,2"])
+    printed = capsys.readouterr().out
+    assert "### Table 1: multilinguality and model fit" in printed and "### Table 2" in printed
+    run_id = analysis_run(tracking)
+    run = MlflowClient().get_run(run_id)
+    assert run.data.tags["step"] == "analysis" and run.data.params["tables"] == "1,2"
+    files = {f.path for f in MlflowClient().list_artifacts(run_id)}
+    assert {f"table{n}.{ext}" for n in (1, 2) for ext in ("md", "tex", "csv")} <= files
+    figures = {f.path for f in MlflowClient().list_artifacts(run_id, "figures")}
+    assert figures == {f"figures/curves_{i}.png" for i in ("0", "8", "3", "2")}
+
+    table1 = csv_rows(mlflow.artifacts.load_text(f"runs:/{run_id}/table1.csv"))
+    assert list(table1) == ["0", "2", "4", "5", "6", "8", "3"]  # the paper's order
+    for row_id, seeds in (("0", (0, 1, 2)), ("8", (0, 1, 2)), ("3", (0,)), ("2", (1,))):
+        row = table1[row_id]
+        assert int(row["n"]) == len(seeds)
+        for key in METRICS:
+            mean, std = mean_std([final[row_id, s][key] for s in seeds])
+            assert float(row[f"{key}_mean"]) == pytest.approx(mean, rel=1e-12)
+            if std is None:
+                assert row[f"{key}_std"] == ""
+            else:
+                assert float(row[f"{key}_std"]) == pytest.approx(std, rel=1e-12)
+    assert float(table1["0"]["mult_score_paper_mean"]) == 0.70
+    assert table1["0"]["mult_score_paper_std"] == ""  # the paper prints none for μ
+    assert float(table1["8"]["align_f1/L0_paper_std"]) == 0.26
+    # Missing rows say why, and show no numbers.
+    assert table1["4"]["note"] == "no evaluated run: no evaluation (1 run)"
+    assert table1["5"]["note"] == ("no evaluated run: final checkpoint (step 30) not evaluated; "
+                                   "last evaluated step 10 (1 run)")
+    assert table1["6"]["note"] == "no evaluated run: not finished (running) (1 run)"
+    assert all(table1[i]["mult_score_mean"] == "" and table1[i]["n"] == "0"
+               for i in ("4", "5", "6"))
+    assert "older run of the same seed (1 run)" in table1["0"]["note"]
+    assert "other settings than the newest run (1 run)" in table1["2"]["note"]
+    # Welch's t-test of μ against row 0, recomputed from its definition.
+    mu0 = [final["0", s]["mult_score"] for s in (0, 1, 2)]
+    mu8 = [final["8", s]["mult_score"] for s in (0, 1, 2)]
+    (m8, s8), (m0, s0) = mean_std(mu8), mean_std(mu0)
+    t = (m8 - m0) / math.sqrt(s8 ** 2 / 3 + s0 ** 2 / 3)
+    assert table1["8"]["welch_mu_vs_0"].startswith(f"t = {t:.2f}, p = ")
+    assert table1["8"]["welch_mu_vs_0"].endswith(" *")
+    assert table1["3"]["welch_mu_vs_0"].startswith("n too small (1 vs 3 seeds")
+    assert table1["0"]["welch_mu_vs_0"] == "reference"
+
+    table2 = csv_rows(mlflow.artifacts.load_text(f"runs:/{run_id}/table2.csv"))
+    assert list(table2) == ["0", "21", "21b"]
+    assert table2["0"]["mult_score_mean"] == table1["0"]["mult_score_mean"]
+    assert table2["21"]["note"] == table2["21b"]["note"] == "no runs"
+    assert table2["21"]["mult_score_mean"] == ""
+    assert float(table2["21"]["ppl/dev_paper_mean"]) == 383
+    markdown = mlflow.artifacts.load_text(f"runs:/{run_id}/table1.md")
+    assert "Paper rows without runs: 1, 7, 15, 16, 17, 9, 18, 19, 30." in markdown
+
+
+def test_table3_and_table4_from_xnli_and_kendall_tau_runs(tracking: str) -> None:
+    client = MlflowClient()
+    real = mlflow.set_experiment(f"{tracking}-real").experiment_id
+    acc = {}
+    for i, (paper_id, seed) in enumerate([("0-base", 1), ("0-base", 2), ("8-base", 1)]):
+        tags = {"step": "xnli", "paper_id": paper_id, "seed": str(seed), "exp": "x"}
+        run_id = client.create_run(real, tags=tags).info.run_id
+        acc[paper_id, seed] = {"en": 0.7 + i / 100, "de": 0.5 - i / 50, "hi": 0.4 + i / 30}
+        for lang, a in acc[paper_id, seed].items():
+            client.log_metric(run_id, f"xnli_acc/{lang}", a)
+        client.set_terminated(run_id)
+    lab = mlflow.set_experiment(tracking).experiment_id
+    tau = {"en": 1.0, "de": 0.7, "fr": 0.8, "hi": 0.55, "zh": 0.6}
+    accuracy = {"en": 80.0, "de": 70.0, "fr": 72.0, "hi": 61.0, "zh": 68.0}
+    run_id = client.create_run(lab, tags={"step": "kendall-tau"}).info.run_id
+    for lang, t in tau.items():
+        client.log_metric(run_id, f"kendall_tau/{lang}", t)
+    client.log_dict(run_id, {"languages": {lang: {"tau": tau[lang], "accuracy": a}
+                                           for lang, a in accuracy.items()}}, "table4.json")
+    client.set_terminated(run_id)
+
+    run_command(analysis_entry.command, ["--tables", "3,4", "--real-experiment",
+                                         f"{tracking}-real"])
+    out = analysis_run(tracking)
+    table3 = csv_rows(mlflow.artifacts.load_text(f"runs:/{out}/table3.csv"))
+    assert list(table3) == ["0-base", "3-base", "8-base", "30-base", "mBERT"]
+    for lang in ("en", "de", "hi"):
+        mean, std = mean_std([acc["0-base", s][lang] for s in (1, 2)])
+        assert float(table3["0-base"][f"{lang}_mean"]) == pytest.approx(mean, rel=1e-12)
+        assert float(table3["0-base"][f"{lang}_std"]) == pytest.approx(std, rel=1e-12)
+    assert table3["0-base"]["n"] == "2" and float(table3["0-base"]["de_paper_mean"]) == 0.57
+    assert table3["8-base"]["n"] == "1" and table3["8-base"]["en_std"] == ""
+    assert table3["3-base"]["note"].startswith("no finished xnli run")
+    assert table3["mBERT"]["note"] == "published numbers only"
+    assert float(table3["mBERT"]["hi_paper_mean"]) == 0.59
+
+    table4 = csv_rows(mlflow.artifacts.load_text(f"runs:/{out}/table4.csv"))
+    assert float(table4["de"]["kendall_tau_mean"]) == 0.7
+    assert float(table4["de"]["kendall_tau_paper_mean"]) == 0.74
+    assert float(table4["hi"]["xnli_acc_mean"]) == 61.0
+    assert table4["ar"]["kendall_tau_mean"] == ""  # not measured by this run
+    with_en = correlation(tau, accuracy)
+    assert float(table4["Pearson r (with en)"]["kendall_tau_mean"]) == pytest.approx(with_en.r)
+    assert float(table4["Pearson r (with en)"]["kendall_tau_paper_mean"]) == 0.64
+    without = correlation(tau, accuracy, ("en",))
+    assert float(table4["Pearson r (without en)"]["kendall_tau_mean"]) == pytest.approx(
+        without.r)
+
+
+def test_empty_store_shows_missing_tables_with_reasons(tracking: str) -> None:
+    mlflow.set_experiment(tracking)
+    run_command(analysis_entry.command, ["--real-experiment", "nowhere"])
+    out = analysis_run(tracking)
+    md = mlflow.artifacts.load_text(f"runs:/{out}/tables.md")
+    assert "Paper rows without runs: 0, 1, 2, 4, 5, 6, 7, 8, 15, 16, 17, 3, 9, 18, 19, 30." in md
+    table3 = csv_rows(mlflow.artifacts.load_text(f"runs:/{out}/table3.csv"))
+    assert table3["0-base"]["note"] == "no finished xnli run in experiment nowhere"
+    assert "no finished kendall-tau run" in md
+
+
+def test_cells_render_as_the_paper_prints_them() -> None:
+    cell = Cell(Stat(0.7049, 0.0212, 5), 0.70, 0.02)
+    assert render.cell_text(cell, "frac") == ".70±.02 [.70±.02]"
+    assert render.cell_text(Cell(None, 217, 7.8), "ppl") == "– [217.0±7.8]"
+    assert render.cell_text(Cell(Stat(-0.12, None, 1)), "frac") == "-.12"
+    assert render.cell_text(Cell(Stat(1.0, None, 1)), "frac") == "1.00"
+    assert render.latex_escape("lang-pos;no_random & μ ± 5%") == \
+        r"lang-pos;no\_random \& $\mu$ $\pm$ 5\%"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", [analysis_entry.command, main_entry.command])
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:{port}", "nonsense://nowhere"])
+def test_wrong_or_unreachable_tracking_uri_is_one_line_and_exit_2(
+        command, uri: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    uri = uri.format(port=_free_port())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "anything")
+    mlflow.set_tracking_uri(uri)
+    with pytest.raises(SystemExit) as exit_info:
+        run_command(command, ["--tables", "1"] if command is analysis_entry.command else [])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and uri in err, err
+
+
+@pytest.mark.parametrize(("command", "args", "message"), [
+    (analysis_entry.command, ["--tables", "5"], "give table numbers from 1,2,3,4"),
+    (analysis_entry.command, ["--tables", "one"], "give table numbers"),
+    (analysis_entry.command, ["--experiment", "no-such-experiment"], "does not exist on"),
+    (main_entry.command, ["--seeds", "a,b"], "give integers"),
+    (main_entry.command, ["--exps", ","], "is empty"),
+    (main_entry.command, ["--profile", "huge"], "'huge' is not one of"),
+])
+def test_bad_input_is_one_line_and_exit_2(command, args: list[str], message: str,
+                                          tracking: str, capsys: pytest.CaptureFixture) -> None:
+    mlflow.set_experiment(tracking)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_command(command, args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    # Nothing half-written: no analysis or sweep run.
+    exp = mlflow.get_experiment_by_name(tracking)
+    assert not MlflowClient().search_runs([exp.experiment_id])
+
+
+
+def test_python_m_analysis_is_the_same_command() -> None:
+    result = subprocess.run([sys.executable, "-m", "analysis", "--tables", "0"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: tables '0': give table numbers from 1,2,3,4, like 1,2"

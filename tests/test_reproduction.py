@@ -1,0 +1,101 @@
+"""The reproduction sweep (`main`) end to end on a real tracking server: every step a real
+`mlflow run` process on a tiny profile; finished runs reused, a failing exp retried once and
+reported while the others go on, an unevaluated run evaluated rather than retrained."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from analysis import reproduction
+from analysis.runs import PretrainRun
+from entrypoints import main as main_entry
+from entrypoints import pretrain as pretrain_entry
+from entrypoints.common import run_command
+from minimult_ml import tracking as tracking_lib
+from minimult_ml.prepare import PrepareConfig
+
+# One epoch of 200 sentences in both languages at batch 32: 13 steps, evaluated at 8 and 13.
+TINY = reproduction.Profile(PrepareConfig(train_sentences=200, dev_sentences=40, vocab_size=300),
+                     epoch_scale=0.01, eval_every=8, batch_size=32)
+BAD = "lang-pos+colour"
+
+
+def runs(experiment: str, query: str) -> list:
+    exp = mlflow.get_experiment_by_name(experiment)
+    return MlflowClient().search_runs([exp.experiment_id], query)
+
+
+def test_sweep_reuses_retries_reports_and_evaluates(tracking: str, monkeypatch: pytest.MonkeyPatch,
+                                                     capfd: pytest.CaptureFixture) -> None:
+    monkeypatch.setitem(reproduction.PROFILES, "quick", TINY)
+    # The steps run `python -m …` from PATH, as under `mlflow run --env-manager local`.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    args = ["--seeds", "0", "--profile", "quick"]
+
+    # 1. A good exp and one that fails in its own step (an unknown modification).
+    with pytest.raises(SystemExit) as exit_info:
+        run_command(main_entry.command, ["--exps", f"8,{BAD}", *args])
+    assert exit_info.value.code == 1
+    out, err = capfd.readouterr()
+    assert err.count(f"error: unknown exp {BAD!r}") == 2  # the step's own line, twice
+    assert f"sweep: pretrain exp={BAD} seed=0 (retry)" in out
+    assert err.strip().splitlines()[-1] == (f"sweep: 1 step(s) did not complete: pretrain "
+                                            f"exp={BAD} seed=0 (failed)")
+    assert "1 ran, 1 failed" not in out and "sweep: 2 ran, 1 failed" in out
+    [prepare] = runs(tracking, "tags.step = 'prepare'")
+    [pretrain] = runs(tracking, "tags.step = 'pretrain'")
+    assert pretrain.data.tags["exp"] == "lang-pos;shift-special;no-random"
+    assert pretrain.info.status == "FINISHED"
+    evaluated = PretrainRun(pretrain)
+    assert evaluated.problem is None and evaluated.final_step == 13
+    assert evaluated.evaluated_steps == [8, 13]
+    assert pretrain.data.params["data_run_id"] == prepare.info.run_id
+    assert prepare.data.params["train_sentences"] == "200"
+    failed = runs(tracking, f"params.exp = '{BAD}' and attributes.status = 'FAILED'")
+    assert len(failed) == 2  # the try and the retry, each its own MLflow run
+    [sweep_run] = runs(tracking, "tags.step = 'sweep'")
+    # The pretrain run is nested under the sweep's, and `mlflow run`'s own run for the step
+    # (whose parameters, as given, differ from the resolved ones) points at it.
+    assert pretrain.data.tags["mlflow.parentRunId"] == sweep_run.info.run_id
+    [launcher] = runs(tracking, f"tags.see_run_id = '{pretrain.info.run_id}'")
+    assert launcher.data.tags["mlflow.project.entryPoint"] == "pretrain"
+    assert launcher.data.tags["mlflow.parentRunId"] == sweep_run.info.run_id
+    report = json.loads(mlflow.artifacts.load_text(f"runs:/{sweep_run.info.run_id}/sweep.json"))
+    assert [(o["step"], o["status"]) for o in report] == [
+        ("prepare", "ran"), ("pretrain exp=8 seed=0", "ran"), (f"pretrain exp={BAD} seed=0",
+                                                               "failed"),
+        ("analysis tables=1", "ran")]
+    assert sweep_run.data.metrics["failed_steps"] == 1
+    # The analysis at the end shows the trained row, at its final checkpoint.
+    [analysis] = runs(tracking, "tags.step = 'analysis'")
+    table1 = mlflow.artifacts.load_text(f"runs:/{analysis.info.run_id}/table1.csv")
+    row8 = next(line for line in table1.splitlines() if line.startswith("8,"))
+    scores = json.loads(mlflow.artifacts.load_text(
+        f"runs:/{pretrain.info.run_id}/evaluation/step-13.json"))["scores"]
+    assert row8.startswith("8,lang-pos;shift-special;no-random,1,")
+    assert float(row8.split(",")[3]) == scores["mult_score"]
+    assert "| 8 | lang-pos;shift-special;no-random | 1 |" in out
+
+    # 2. Seed 1 already trained with the sweep's parameters but never evaluated.
+    config = reproduction.pretrain_config("8", 1, TINY)
+    unevaluated = pretrain_entry.pretrain(
+        "8", {"seed": 1, "epochs": config.epochs, "batch_size": config.batch_size,
+              "checkpoint_every": config.checkpoint_every}, prepare.info.run_id, resume=False)
+    assert PretrainRun(MlflowClient().get_run(unevaluated)).problem.startswith("no evaluation")
+    capfd.readouterr()
+    run_command(main_entry.command, ["--exps", "8", "--seeds", "0,1", "--profile", "quick"])
+    out, _ = capfd.readouterr()
+    assert f"reused  prepare {prepare.info.run_id}" in out
+    assert f"reused  pretrain exp=8 seed=0 {pretrain.info.run_id}" in out
+    assert f"ran  pretrain exp=8 seed=1 {unevaluated}" in out
+    assert len(runs(tracking, "tags.step = 'pretrain'")) == 2  # nothing retrained
+    assert len(runs(tracking, "tags.step = 'prepare'")) == 1
+    assert PretrainRun(MlflowClient().get_run(unevaluated)).problem is None
+    assert tracking_lib.checkpoint_steps(unevaluated) == [8, 13]
