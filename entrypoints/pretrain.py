@@ -25,6 +25,7 @@ from minimult_ml.prepare import load
 from minimult_ml.training import STATE_FILE, train
 
 EVAL_DEV_SENTENCES = 10_000
+RESUME_TAG = "resume_step"  # set once a checkpoint and its resume state are both logged
 
 
 def training_overrides(eval_every: int = 0, **options: object) -> dict[str, object]:
@@ -51,7 +52,7 @@ def unfinished_run(params: dict[str, object], experiment: str) -> Run | None:
     """The newest killed, failed or still-"running" pretrain run with these params that has a
     resume state to continue from."""
     for run in tracking.find_runs("pretrain", params, experiment, finished=False):
-        if any(f.path == STATE_FILE for f in MlflowClient().list_artifacts(run.info.run_id)):
+        if RESUME_TAG in run.data.tags:
             return run
     return None
 
@@ -75,6 +76,7 @@ class Plan:
     knn_run_id: str
     run_id: str  # the run to log into: new, or the unfinished one to resume
     resumed: bool
+    logged_up_to: int = 0  # the killed attempt's last logged step: replayed steps stay unlogged
 
 
 def plan(exp: str, overrides: dict[str, object], data_run_id: str | None, resume: bool,
@@ -104,7 +106,9 @@ def plan(exp: str, overrides: dict[str, object], data_run_id: str | None, resume
             note_launcher(f"Resumed the unfinished pretrain run {previous.info.run_id}.",
                           previous.info.run_id)
         mlflow.start_run(run_id=previous.info.run_id)  # RUNNING again
-        return Plan(config, data_run_id, knn_run_id, previous.info.run_id, True)
+        history = MlflowClient().get_metric_history(previous.info.run_id, "loss/train")
+        return Plan(config, data_run_id, knn_run_id, previous.info.run_id, True,
+                    max((m.step for m in history), default=0))
     tags = {"step": "pretrain", "exp": config.exp, "paper_id": config.paper_id,
             "seed": str(config.seed), "data_run_id": data_run_id, "track": track}
     if knn_run_id:
@@ -149,8 +153,16 @@ def _train(plan: Plan, process: distributed.Process, eval_every: int) -> str:
         client.log_artifacts(plan.run_id, str(folder), f"checkpoints/step-{step}")
         if step != 0:  # the state of `untrained` is its initialisation: nothing to resume
             client.log_artifact(plan.run_id, str(out / STATE_FILE))
+            # The commit point: a checkpoint and the state naming it are both complete.
+            client.set_tag(plan.run_id, RESUME_TAG, str(step))
         if eval_every and step % eval_every == 0:
             evaluate_checkpoint(step, folder)
+
+    def log(metrics: dict[str, float], step: int) -> None:  # rank 0 only
+        # A resumed run replays the steps after its last resume state; the killed attempt
+        # already logged those (the same numbers: training is deterministic).
+        if step > plan.logged_up_to:
+            mlflow.log_metrics(metrics, step=step)
 
     def evaluate_checkpoint(step: int, folder: Path) -> None:
         evaluator = CheckpointEvaluator(plan.run_id, [0, 8], EVAL_DEV_SENTENCES, data)
@@ -163,7 +175,7 @@ def _train(plan: Plan, process: distributed.Process, eval_every: int) -> str:
             fetch_resume_state(plan.run_id, out)
         knn_table = knn_space.load_table(plan.knn_run_id) if plan.knn_run_id else None
         result = train(config, data.train, data.tokenizers, out, device=process.device,
-                       knn_table=knn_table, log=mlflow.log_metrics, on_checkpoint=on_checkpoint,
+                       knn_table=knn_table, log=log, on_checkpoint=on_checkpoint,
                        resume=plan.resumed, progress=sys.stderr.isatty(), process=process)
         if process.main:
             final = out / "checkpoints" / f"step-{result.step}"

@@ -156,7 +156,8 @@ def test_kill_and_resume_equals_uninterrupted(tracking: str, prepare_run: str) -
     assert {f.path for f in client.list_artifacts(whole.info.run_id, "model")} >= {
         "model/config.json", "model/model.safetensors", "model/tokenizer.json"}
 
-    # The same training in a process that is SIGKILLed once its step-40 checkpoint is logged.
+    # The same training in a process that is SIGKILLed once its step-40 checkpoint and resume
+    # state are logged.
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "entrypoints.pretrain", *args], cwd=ROOT,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -164,7 +165,7 @@ def test_kill_and_resume_equals_uninterrupted(tracking: str, prepare_run: str) -
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         runs = client.search_runs([experiment_id], "attributes.status = 'RUNNING'")
-        if runs and client.list_artifacts(runs[0].info.run_id, "checkpoints/step-40"):
+        if runs and runs[0].data.tags.get("resume_step") == "40":
             killed_id = runs[0].info.run_id
             break
         time.sleep(0.2)
