@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from fasttext.FastText import _FastText, unsupervised_default
 from torch import Tensor
 
+from minimult_ml.data import TokenizedCorpus
 from minimult_ml.languages import NUM_SPECIAL
 from minimult_ml.prepare import Prepared
 from minimult_ml.threads import single_threaded
@@ -70,8 +71,8 @@ model.save_model(sys.argv[2])
 """
 
 
-def train_fasttext(sentences: list[list[str]], dim: int = 300, epoch: int = 20, seed: int = 0,
-                   threads: int = 1, **kw) -> _FastText:
+def train_fasttext(sentences: Iterable[Sequence[str]], dim: int = 300, epoch: int = 20,
+                   seed: int = 0, threads: int = 1, **kw) -> _FastText:
     """A skipgram model of the token sequences; `kw` takes any other fastText argument by its
     fastText name (minn, maxn, bucket, lr, ...). Subword n-grams stay on: without them (maxn=0)
     two languages' spaces come out nearly identical and the knn-replace experiment degenerates.
@@ -81,8 +82,6 @@ def train_fasttext(sentences: list[list[str]], dim: int = 300, epoch: int = 20, 
     unknown = set(kw) - set(unsupervised_default)
     if unknown:
         raise TypeError(f"unknown fastText arguments {sorted(unknown)}")
-    if not any(sentences):
-        raise ValueError("train_fasttext: the corpus has no tokens")
     # minCount=1: every token of the corpus gets a vector of its own (fastText's default of 5
     # would leave rare WordPiece tokens with their n-grams only). fastText seeds minstd_rand
     # engines with the seed, and minstd_rand takes 0 for 1, so seeds 0 and 1 would coincide.
@@ -90,8 +89,13 @@ def train_fasttext(sentences: list[list[str]], dim: int = 300, epoch: int = 20, 
               "thread": threads, "minCount": 1, "verbose": 0, **kw, "seed": seed + 1}
     with tempfile.TemporaryDirectory() as tmp:
         params["input"] = str(Path(tmp) / "corpus.txt")
-        Path(params["input"]).write_text("".join(" ".join(s) + "\n" for s in sentences),
-                                         encoding="utf-8")
+        tokens = 0
+        with open(params["input"], "w", encoding="utf-8") as f:  # streamed: corpora can be big
+            for sentence in sentences:
+                f.write(" ".join(sentence) + "\n")
+                tokens += len(sentence)
+        if not tokens:
+            raise ValueError("train_fasttext: the corpus has no tokens")
         model_path = str(Path(tmp) / "model.bin")
         child = subprocess.run([sys.executable, "-c", _TRAIN_IN_CHILD, json.dumps(params),
                                 model_path], capture_output=True, text=True,
@@ -314,13 +318,14 @@ class KnnSpaceConfig:
                 raise ValueError(f"knn space: {name} must be ≥ 1, got {getattr(self, name)}")
 
 
-def build_knn_table(corpora: list[list[list[str]]], vocabularies: list[list[str]],
+def build_knn_table(corpora: list[Iterable[Sequence[str]]], vocabularies: list[list[str]],
                     offsets: list[int], config: KnnSpaceConfig, vocab_size: int,
                     num_special: int) -> tuple[Tensor, dict]:
     """The neighbour table of knn-replace and a report of how it was built.
 
-    Language i has a token corpus `corpora[i]` and a vocabulary `vocabularies[i]` (its local ids
-    in order; the first `num_special` are specials, never neighbours). Each pair of languages is
+    Language i has a token corpus `corpora[i]` (read once, as it streams into fastText) and a
+    vocabulary `vocabularies[i]` (its local ids in order; the first `num_special` are specials,
+    never neighbours). Each pair of languages is
     mapped by its own VecMap run. Returns table [vocab_size, languages, k] of global ids:
     table[id, j] = the k nearest neighbours of token `id` among language j's tokens (rows of
     specials and of a token's own language point at the token itself: masking never uses them).
@@ -334,9 +339,10 @@ def build_knn_table(corpora: list[list[list[str]]], vocabularies: list[list[str]
                                      seed=config.seed + i, bucket=config.bucket,
                                      threads=config.threads), range(n_lang)))
     spaces = []
-    for corpus, vocab, model in zip(corpora, vocabularies, models, strict=True):
-        # VecMap reads frequency order; ties (tokens never seen) keep id order.
-        counts = Counter(t for s in corpus for t in s)
+    for vocab, model in zip(vocabularies, models, strict=True):
+        # VecMap reads frequency order (fastText counted the corpus); ties, such as tokens never
+        # seen, keep id order.
+        counts = Counter(dict(zip(*model.get_words(include_freq=True), strict=True)))
         order = sorted(range(num_special, len(vocab)), key=lambda i: (-counts[vocab[i]], i))
         spaces.append((torch.tensor(order), word_vectors(model, [vocab[i] for i in order])))
     report: dict = {"pairs": {}}
@@ -365,6 +371,13 @@ def shift_precision(table: Tensor, size: int, offset: int, num_special: int,
             "knn_precision_p1_top1000": hits[top].float().mean().item()}
 
 
+def _token_sentences(corpus: TokenizedCorpus, words: np.ndarray) -> Iterator[list[str]]:
+    """Each sentence's tokens without [CLS] and [SEP], one sentence at a time (a gigabyte of
+    text never becomes one list of strings)."""
+    for i in range(len(corpus)):
+        yield words[corpus.ids[corpus.offsets[i] + 1:corpus.offsets[i + 1] - 1]].tolist()
+
+
 def prepared_knn_table(data: Prepared, config: KnnSpaceConfig) -> tuple[Tensor, dict]:
     """Every language's tokens of its training sentences → the neighbour table and a report.
 
@@ -374,13 +387,8 @@ def prepared_knn_table(data: Prepared, config: KnnSpaceConfig) -> tuple[Tensor, 
     vocab = np.array(data.tokenizer.convert_ids_to_tokens(list(range(data.languages.vocab_size))))
     corpora, vocabularies = [], []
     for k, lang in enumerate(data.languages.languages):
-        part = data.train.language(k)
-        ids, offsets = part.ids.astype(np.int64), part.offsets
-        content = np.ones(len(ids), dtype=bool)
-        content[offsets[:-1]] = content[offsets[1:] - 1] = False  # no [CLS] and [SEP]
-        sentences = np.split(np.where(content, ids, -1), offsets[1:-1])
         words = vocab[lang.offset:lang.offset + lang.size]
-        corpora.append([words[s[s >= 0]].tolist() for s in sentences])
+        corpora.append(_token_sentences(data.train.language(k), words))
         vocabularies.append(words.tolist())
     start = time.perf_counter()
     table, report = build_knn_table(corpora, vocabularies,
