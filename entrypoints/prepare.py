@@ -28,10 +28,15 @@ def experiment_of(track: str) -> str:
                                     else tracking.LAB_EXPERIMENT)
 
 
+def languages_of(data_run_id: str) -> list[str]:
+    """The language codes of a prepare run's data, in the order of its id blocks."""
+    return MlflowClient().get_run(data_run_id).data.params.get("languages",
+                                                               LAB_LANGUAGES).split(",")
+
+
 def track_of(data_run_id: str) -> str:
     """The track of a prepare run's data: the lab (English + Fake-English) or real."""
-    languages = MlflowClient().get_run(data_run_id).data.params.get("languages", LAB_LANGUAGES)
-    return "lab" if languages == LAB_LANGUAGES else "real"
+    return "lab" if languages_of(data_run_id) == LAB_LANGUAGES.split(",") else "real"
 
 
 def get_or_run(config: PrepareConfig, force: bool = False, own_launcher: bool = False) -> str:

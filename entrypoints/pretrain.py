@@ -93,8 +93,8 @@ def plan(exp: str, overrides: dict[str, object], data_run_id: str | None, resume
         raise InputError("eval_every: evaluate measures English–Fake-English multilinguality "
                          "in the lab; real-track runs are evaluated by the xnli entry point")
     data_run_id = prepare_entry.data_run(data_run_id, track)
-    codes = MlflowClient().get_run(data_run_id).data.params["languages"].split(",")
-    experiments.inverted_languages(config, codes)  # a bad invert= fails before any run exists
+    # A bad invert= fails before any run exists.
+    experiments.inverted_languages(config, prepare_entry.languages_of(data_run_id))
     if config.p_knn > 0:  # knn-replace: the neighbour table of this data, built once
         knn_run_id = knn_space.knn_run(knn_run_id, data_run_id, config.knn_k)
     params = run_params(config, data_run_id, knn_run_id)

@@ -11,10 +11,9 @@ import click
 import mlflow
 import numpy as np
 import torch
-from mlflow.tracking import MlflowClient
 
 from entrypoints.common import OPTIONAL_INT, note_launcher, run_command, start_run
-from entrypoints.prepare import experiment_of
+from entrypoints.prepare import experiment_of, languages_of
 from minimult_ml import figures, nli, tracking
 from minimult_ml.errors import InputError
 from minimult_ml.experiments import TrainConfig
@@ -55,8 +54,7 @@ def command(run_id: str, step: int | None, train_spec: str, test_spec: str, lang
         raise InputError(f"train_examples must be ≥ 0 (0 = all), got {train_examples}")
     finetune_config = nli.FinetuneConfig(epochs, batch_size, lr, seed=seed)
     finetune_config.validate()
-    known = MlflowClient().get_run(pretrain_run.data.tags["data_run_id"]).data.params[
-        "languages"].split(",")
+    known = languages_of(pretrain_run.data.tags["data_run_id"])
     codes = [c.strip() for c in languages.split(",") if c.strip()] or known
     unknown = [c for c in codes if c not in known]
     if unknown:
