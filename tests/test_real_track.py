@@ -151,6 +151,32 @@ def test_german_sentence_under_3_base_and_8_base(real_prepared: Path) -> None:
     assert x["token_type_ids"][0].tolist() == [1] * n
 
 
+def test_xnli_pairs_get_the_inputs_pretraining_gave_their_language(real_prepared: Path) -> None:
+    """A German premise–hypothesis pair under 3-base: German ids (+200), each segment reversed
+    in place; under 8-base: German positions, token type and specials."""
+    from minimult_ml import nli
+
+    data = load(real_prepared)
+    languages = data.languages
+    pair = nli.NliExamples(["Der Fluss fließt."], ["Die Stadt hat einen Fluss."], np.array([0]))
+    (local,) = nli.encode(data.tokenizers, "de", pair)["input_ids"]
+    first_sep = local.index(SEP)
+    premise, hypothesis = local[1:first_sep], local[first_sep + 1:-1]
+    assert local == [CLS, *premise, SEP, *hypothesis, SEP] and premise and hypothesis
+    collate = nli.LanguageCollator(data.tokenizers, input_config(
+        experiments.resolve("3-base"), languages), "de")
+    batch = collate([{"input_ids": local, "label": 0}])
+    assert batch["input_ids"][0].tolist() == [CLS, *(t + 200 for t in premise[::-1]), SEP,
+                                              *(t + 200 for t in hypothesis[::-1]), SEP]
+    assert batch["labels"].tolist() == [0]
+    collate = nli.LanguageCollator(data.tokenizers, input_config(
+        experiments.resolve("8-base"), languages), "de")
+    batch = collate([{"input_ids": local, "label": 2}])
+    assert batch["input_ids"][0].tolist() == [t + 200 for t in local]
+    assert batch["position_ids"][0].tolist() == [128 + p for p in range(len(local))]
+    assert batch["token_type_ids"][0].tolist() == [1] * len(local)
+
+
 @pytest.fixture(scope="module")
 def real_run(mlflow_server: str) -> str:
     """A finished real-track prepare run on the test server (its own experiment)."""
