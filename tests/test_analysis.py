@@ -22,8 +22,8 @@ from analysis.tables import Cell, Stat
 from entrypoints import analysis as analysis_entry
 from entrypoints import main as main_entry
 from entrypoints.common import run_command
-from entrypoints.pretrain import run_params
 from minimult_ml import experiments
+from minimult_ml.steps.pretrain import run_params
 from minimult_ml.wordorder import correlation
 
 from .conftest import ROOT

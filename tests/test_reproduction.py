@@ -13,13 +13,13 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from analysis import reproduction
-from analysis.runs import PretrainRun
 from entrypoints import main as main_entry
-from entrypoints import pretrain as pretrain_entry
 from entrypoints.common import run_command
+from minimult_ml import reproduction
 from minimult_ml import tracking as tracking_lib
 from minimult_ml.prepare import PrepareConfig
+from minimult_ml.results import PretrainRun
+from minimult_ml.steps import pretrain as pretrain_step
 
 # One epoch of 200 sentences in both languages at batch 32: 13 steps, evaluated at 8 and 13.
 TINY = reproduction.Profile(PrepareConfig(train_sentences=200, dev_sentences=40, vocab_size=300),
@@ -85,7 +85,7 @@ def test_sweep_reuses_retries_reports_and_evaluates(tracking: str, monkeypatch: 
 
     # 2. Seed 1 already trained with the sweep's parameters but never evaluated.
     config = reproduction.pretrain_config("8", 1, TINY)
-    unevaluated = pretrain_entry.pretrain(
+    unevaluated = pretrain_step.pretrain(
         "8", {"seed": 1, "epochs": config.epochs, "batch_size": config.batch_size,
               "checkpoint_every": config.checkpoint_every}, prepare.info.run_id, resume=False)
     assert PretrainRun(MlflowClient().get_run(unevaluated)).problem.startswith("no evaluation")

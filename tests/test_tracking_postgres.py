@@ -22,7 +22,7 @@ import psycopg2
 import pytest
 from mlflow.tracking import MlflowClient
 
-from entrypoints import prepare as prepare_entry
+from minimult_ml.steps import prepare as prepare_step
 from minimult_ml.sweep import Sweep, manifests
 from minimult_ml.tracking import LAB_EXPERIMENT
 
@@ -131,7 +131,7 @@ def test_sweep_pod_trains_and_evaluates_against_the_production_server(
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     mlflow.set_tracking_uri(auth_server)
-    data_run_id = prepare_entry.get_or_run(SMALL)
+    data_run_id = prepare_step.get_or_run(SMALL)
 
     sweep = Sweep.build(["original"], [0, 7], "registry.example.org/minimult-ml:test",
                         {"data_run_id": data_run_id, "max_steps": "2", "batch_size": "8"},
