@@ -30,10 +30,10 @@ from minimult_ml.errors import InputError
 
 TABLES = (1, 2, 3, 4)
 # Figures 6–7: the μ components and the perplexities over training steps.
-CURVES = {"multilinguality": {"μ": "mult_score", "τ L0": "translation_p1/L0",
-                              "τ L8": "translation_p1/L8", "ρ L0": "retrieval_p1/L0",
-                              "ρ L8": "retrieval_p1/L8"},
-          "perplexity": {"train": "ppl/train", "dev": "ppl/dev"}}
+CURVES = {"multilinguality": {"μ": tracking.MULT_SCORE, "τ L0": tracking.translation_p1(0),
+                              "τ L8": tracking.translation_p1(8), "ρ L0": tracking.retrieval_p1(0),
+                              "ρ L8": tracking.retrieval_p1(8)},
+          "perplexity": {"train": tracking.PPL_TRAIN, "dev": tracking.PPL_DEV}}
 
 
 def check_experiment(name: str) -> None:

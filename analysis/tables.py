@@ -76,9 +76,11 @@ class Table:
 # --- Tables 1 and 2: pretrain runs ------------------------------------------------------------
 
 HEADERS = ("μ", "L0 F1", "L0 ρ", "L0 τ", "L8 F1", "L8 ρ", "L8 τ", "ppl train", "ppl dev")
-TABLE1_COLUMNS = [Column(key, header, "ppl" if key in (tracking.PPL_TRAIN, tracking.PPL_DEV)
-                         else "frac")
-                  for key, header in zip(TABLE_METRICS, HEADERS, strict=True)]
+# Columns are keyed by the evaluation's names (the paper's, in paper_tables.json); a run's
+# numbers by their tracked names.
+TABLE1_COLUMNS = [Column(key, header, "ppl" if key.startswith("ppl") else "frac")
+                  for key, header in zip(tracking.TABLE1_SCORES, HEADERS, strict=True)]
+TRACKED = dict(zip(tracking.TABLE1_SCORES, TABLE_METRICS, strict=True))
 
 
 @dataclass
@@ -159,7 +161,7 @@ def pretrain_table(name: str, title: str, ids: Sequence[str], by_id: dict[str, E
             continue
         chosen = group.chosen if group else []
         p = published.get(row_id)
-        cells = {c.key: Cell(stat([r.final[c.key] for r in chosen]),
+        cells = {c.key: Cell(stat([r.final[TRACKED[c.key]] for r in chosen]),
                              p.mean.get(c.key) if p else None, p.std.get(c.key) if p else None)
                  for c in TABLE1_COLUMNS}
         row = Row(row_id, p.description if p else group.exp, cells, len(chosen),

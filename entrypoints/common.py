@@ -3,6 +3,7 @@ MLproject parameters (which cannot be left out, so "" means the default)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,10 @@ REUSE_CHOICES = ("same-code", "any", "never")  # minimult_ml.steps.runs.REUSE, w
 def run_command(command: click.Command, args: list[str] | None = None) -> None:
     """Run a click command; bad input (ours or click's) is one line on stderr and exit code 2."""
     try:
+        if os.environ.get("MLFLOW_RUN_ID") and not isinstance(command, click.Group):
+            from minimult_ml.tracking import name_launcher
+
+            name_launcher(command.name)
         command.main(args, standalone_mode=False)
     except (InputError, click.ClickException) as e:
         message = e.format_message() if isinstance(e, click.ClickException) else str(e)

@@ -4,6 +4,7 @@ filters, run creation with provenance and UI metadata, artifact I/O, server erro
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -30,29 +31,57 @@ LAB_EXPERIMENT = "minimult-lab"
 REAL_EXPERIMENT = "minimult-real"
 PACKAGES = ("torch", "transformers", "tokenizers", "mlflow", "fasttext-numpy2", "nltk")
 
-# --- metric names (defined once; the UI groups charts by the prefix before "/") -------------
-MULT_SCORE = "mult_score"
+# --- metric names (defined once) --------------------------------------------------------------
+# The UI groups charts by the prefix before "/" and sorts groups and metrics by name: Table 1's
+# nine numbers share the group TABLE1, whose leading digit sorts it first; the other numbers of
+# an evaluation follow per layer (L0/…, L8/…).
+TABLE1 = "1_table1"
+MULT_SCORE = f"{TABLE1}/mu"
+PPL_TRAIN, PPL_DEV = f"{TABLE1}/ppl_train", f"{TABLE1}/ppl_dev"
 XNLI_ACC = "xnli_acc/"  # + language code
 KENDALL_TAU = "kendall_tau/"  # + language code
+LOSS = "loss/train"  # logged by the training loop
 
 
 def align_f1(layer: int) -> str:
-    return f"align_f1/L{layer}"
+    return f"{TABLE1}/L{layer}_align_f1"
 
 
 def retrieval_p1(layer: int) -> str:
-    return f"retrieval_p1/L{layer}"
+    return f"{TABLE1}/L{layer}_retrieval_p1"
 
 
 def translation_p1(layer: int) -> str:
-    return f"translation_p1/L{layer}"
+    return f"{TABLE1}/L{layer}_translation_p1"
 
 
-PPL_TRAIN, PPL_DEV = "ppl/train", "ppl/dev"
-# Table 1's columns, in the paper's order: μ, layer 0 (F1, ρ, τ), layer 8, perplexity.
+# Table 1's columns, in the paper's order: μ, layer 0 (F1, ρ, τ), layer 8, perplexity; by the
+# evaluation's own names (also the columns of minimult_ml/paper_tables.json) and as tracked.
+TABLE1_SCORES = ("mult_score", "align_f1/L0", "retrieval_p1/L0", "translation_p1/L0",
+                 "align_f1/L8", "retrieval_p1/L8", "translation_p1/L8", "ppl/train", "ppl/dev")
 TABLE1_METRICS = (MULT_SCORE, align_f1(0), retrieval_p1(0), translation_p1(0), align_f1(8),
                   retrieval_p1(8), translation_p1(8), PPL_TRAIN, PPL_DEV)
-LOSS = "loss/train"
+# An evaluation's own names (`evaluation.evaluate`) of Table 1's numbers.
+_TABLE1_SCORES = {"mult_score": MULT_SCORE, "ppl/train": PPL_TRAIN, "ppl/dev": PPL_DEV}
+# Forward and backward Argmax alignment predict exactly one edge per word against a one-to-one
+# gold alignment: as many predicted edges as gold ones, so their precision = recall = F1. Only
+# the F1 is logged.
+_SAME_AS_F1 = re.compile(r"align_(forward|backward)_(precision|recall)")
+
+
+def evaluation_metrics(scores: dict[str, float]) -> dict[str, float]:
+    """An evaluation's scores (`evaluation.evaluate`'s names, e.g. `align_f1/L0`) under their
+    tracked names, each number once: Table 1's in TABLE1, the others per layer."""
+    tracked = {}
+    for key, value in scores.items():
+        base, _, layer = key.partition("/L")
+        if key in _TABLE1_SCORES:
+            tracked[_TABLE1_SCORES[key]] = value
+        elif base in ("align_f1", "retrieval_p1", "translation_p1") and layer.isdigit():
+            tracked[f"{TABLE1}/L{layer}_{base}"] = value
+        elif not _SAME_AS_F1.fullmatch(base):
+            tracked[f"L{layer}/{base}" if layer.isdigit() else key] = value
+    return tracked
 
 
 def by_language(metrics: dict[str, float], prefix: str) -> dict[str, float]:
@@ -268,6 +297,20 @@ def start_run(name: str, tags: dict[str, str], params: dict[str, object], experi
         active = mlflow.start_run(run_id=run.info.run_id)
         mlflow.log_params(params)
     return active
+
+
+def name_launcher(step: str) -> None:
+    """Under `mlflow run`, label its launcher run as soon as the step starts, so that even a
+    step that fails on bad input leaves no run without a name and a step tag."""
+    launcher = os.environ.get("MLFLOW_RUN_ID")
+    if not launcher:
+        return
+    client = MlflowClient()
+    with server_errors():
+        client.set_tag(launcher, "step", "launcher")
+        client.set_tag(launcher, "launched_step", step)
+        client.set_tag(launcher, MLFLOW_RUN_NOTE, f"`mlflow run` launcher of a {step} step.")
+        client.update_run(launcher, name=f"launch-{step}")
 
 
 def label_launcher(run_id: str, name: str, step: str, what: str = "ran") -> None:

@@ -45,7 +45,7 @@ def serve_mlflow(args: list[str], root: Path, env: dict[str, str] | None = None)
              str(port), "--workers", "1", *args], env=env, stdout=subprocess.DEVNULL,
             stderr=log, start_new_session=True)
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 300  # a busy shared machine starts a server slowly
         while True:
             try:
                 urllib.request.urlopen(f"{uri}/health", timeout=2)

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from minimult_ml import paper
-from minimult_ml.results import TABLE_METRICS
+from minimult_ml.tracking import TABLE1_SCORES as TABLE_METRICS
 
 from .conftest import ROOT
 

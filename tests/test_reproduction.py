@@ -61,12 +61,22 @@ def test_sweep_reuses_retries_reports_and_evaluates(tracking: str, monkeypatch: 
     failed = runs(tracking, f"params.exp = '{BAD}' and attributes.status = 'FAILED'")
     assert len(failed) == 2  # the try and the retry, each its own MLflow run
     [sweep_run] = runs(tracking, "tags.step = 'sweep'")
-    # The pretrain run is nested under the sweep's, and `mlflow run`'s own run for the step
-    # (whose parameters, as given, differ from the resolved ones) points at it.
-    assert pretrain.data.tags["mlflow.parentRunId"] == sweep_run.info.run_id
+    # The pretrain run is linked to the sweep's, not nested under it: the runs table compares
+    # the step runs without expanding anything. `mlflow run`'s own run for the step (whose
+    # parameters, as given, differ from the resolved ones) says what it is and sits under it.
+    assert pretrain.data.tags["sweep_run_id"] == sweep_run.info.run_id
+    assert "mlflow.parentRunId" not in pretrain.data.tags
     [launcher] = runs(tracking, f"tags.see_run_id = '{pretrain.info.run_id}'")
     assert launcher.data.tags["mlflow.project.entryPoint"] == "pretrain"
-    assert launcher.data.tags["mlflow.parentRunId"] == sweep_run.info.run_id
+    assert launcher.data.tags["mlflow.parentRunId"] == pretrain.info.run_id
+    assert launcher.data.tags["step"] == "launcher"
+    assert launcher.info.run_name == f"launch-{pretrain.info.run_name}"
+    # Every run says what it is: a step tag and a name of ours, failed launchers included.
+    prefix = {"launcher": "launch-", "sweep": "sweep-", "prepare": "prepare-",
+              "pretrain": "8-", "analysis": "analysis"}
+    for run in runs(tracking, ""):
+        assert run.info.run_name.startswith(prefix[run.data.tags["step"]]), run.info.run_name
+    assert {r.info.run_name for r in failed} == {"launch-pretrain"}
     report = json.loads(mlflow.artifacts.load_text(f"runs:/{sweep_run.info.run_id}/sweep.json"))
     assert [(o["step"], o["status"]) for o in report] == [
         ("prepare", "ran"), ("pretrain exp=8 seed=0", "ran"), (f"pretrain exp={BAD} seed=0",

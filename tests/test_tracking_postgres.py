@@ -22,6 +22,7 @@ import psycopg2
 import pytest
 from mlflow.tracking import MlflowClient
 
+from minimult_ml import tracking
 from minimult_ml.steps import prepare as prepare_step
 from minimult_ml.sweep import Sweep, manifests
 from minimult_ml.tracking import LAB_EXPERIMENT
@@ -154,10 +155,10 @@ def test_sweep_pod_trains_and_evaluates_against_the_production_server(
     assert (run.data.tags["exp"], run.data.tags["seed"]) == ("original", "7")
     assert run.data.params["data_run_id"] == data_run_id
     assert len(run.data.params["git_commit"]) == 40  # provenance from this checkout
-    history = client.get_metric_history(run.info.run_id, "mult_score")
+    history = client.get_metric_history(run.info.run_id, tracking.MULT_SCORE)
     assert [m.step for m in history] == [2]
-    assert {"align_f1/L0", "retrieval_p1/L8", "translation_p1/L0", "ppl/dev", "loss/train"} <= set(
-        run.data.metrics)
+    assert {tracking.align_f1(0), tracking.retrieval_p1(8), tracking.translation_p1(0),
+            tracking.PPL_DEV, tracking.LOSS} <= set(run.data.metrics)
     assert [f.path for f in client.list_artifacts(run.info.run_id, "evaluation")] == [
         "evaluation/step-2.json"]
     # The server keeps runs and users in PostgreSQL.

@@ -82,7 +82,8 @@ class CheckpointEvaluator:
         client = MlflowClient()
         now = int(time.time() * 1000)
         with tempfile.TemporaryDirectory() as tmp, tracking.server_errors():
-            client.log_batch(self.run_id, [Metric(k, v, now, step) for k, v in scores.items()])
+            tracked = tracking.evaluation_metrics(scores)
+            client.log_batch(self.run_id, [Metric(k, v, now, step) for k, v in tracked.items()])
             client.set_tag(self.run_id, CODE_TAG, runs.code_version(STEP))
             out = Path(tmp)
             report = {"step": step, "layers": self.layers, "dev_sentences": len(self.dev),
@@ -117,12 +118,11 @@ def evaluate_run(run_id: str, checkpoints: str = "last", layers: list[int] | Non
 
 
 def summary(step: int, s: dict[str, float]) -> str:
+    """One line of an evaluation's scores (`evaluation.evaluate`'s names)."""
     def get(key: str) -> str:
         return f"{s[key]:.2f}" if key in s else "–"
 
-    t = tracking
-    return (f"step {step}: μ {get(t.MULT_SCORE)} | L0 align {get(t.align_f1(0))} "
-            f"retr {get(t.retrieval_p1(0))} trans {get(t.translation_p1(0))} | L8 align "
-            f"{get(t.align_f1(8))} retr {get(t.retrieval_p1(8))} trans "
-            f"{get(t.translation_p1(8))} | ppl train {s[t.PPL_TRAIN]:.1f} dev "
-            f"{s[t.PPL_DEV]:.1f}")
+    return (f"step {step}: μ {get('mult_score')} | L0 align {get('align_f1/L0')} "
+            f"retr {get('retrieval_p1/L0')} trans {get('translation_p1/L0')} | L8 align "
+            f"{get('align_f1/L8')} retr {get('retrieval_p1/L8')} trans "
+            f"{get('translation_p1/L8')} | ppl train {s['ppl/train']:.1f} dev {s['ppl/dev']:.1f}")
