@@ -6,6 +6,7 @@ the environment. (hadolint lints both Dockerfiles in `make lint`.)"""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -204,8 +205,7 @@ def test_compose_credentials_come_only_from_the_environment() -> None:
 
 
 def test_mlflow_holds_neither_the_database_superuser_nor_the_minio_root_keys() -> None:
-    """Only their own containers and the one-shot MinIO set-up get the root credentials; the
-    MinIO policy MLflow's user gets reaches its bucket only."""
+    """Only their own containers and the one-shot MinIO set-up get the root credentials."""
     raw = compose.load({name: f"<{name}>" for name in compose.example_variables()})
     root = {"<POSTGRES_USER>", "<POSTGRES_PASSWORD>", "<MINIO_ROOT_USER>", "<MINIO_ROOT_PASSWORD>"}
     holders = {name for name, service in raw["services"].items()
@@ -215,13 +215,50 @@ def test_mlflow_holds_neither_the_database_superuser_nor_the_minio_root_keys() -
     assert (env["PGUSER"], env["PGPASSWORD"]) == ("<MLFLOW_DB_USER>", "<MLFLOW_DB_PASSWORD>")
     assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
         "<MINIO_MLFLOW_USER>", "<MINIO_MLFLOW_PASSWORD>")
-    setup = compose.load(ENV)["services"]["minio-init"]["command"][0]
-    policy = json.loads(setup.split("<<EOF\n", 1)[1].split("\nEOF\n", 1)[0]
-                        .replace("$MLFLOW_BUCKET", "mlflow"))
+
+
+def test_minio_setup_gives_mlflow_a_user_limited_to_its_bucket(tmp_path: Path) -> None:
+    """minio-init's script run in a shell, with an `mc` that writes down its arguments (and
+    the policy file it is given) and answers `admin user info` as MinIO would; run twice, as
+    on every `docker compose up`."""
+    mc = tmp_path / "bin" / "mc"
+    mc.parent.mkdir()
+    mc.write_text('#!/bin/sh\nprintf "%s " "$@" >> "$CALLS"; echo >> "$CALLS"\n'
+                  'case "$*" in "admin policy create"*) cp "$6" "$CALLS.policy" ;; esac\n'
+                  'case "$*" in "admin user info"*) cat "$CALLS.info" 2>/dev/null ;; esac\n')
+    mc.chmod(0o755)
+    service = compose.load(ENV | {"MLFLOW_BUCKET": "runs"})["services"]["minio-init"]
+    assert service["entrypoint"] == ["/bin/sh", "-c"]
+    calls = tmp_path / "calls"
+    env = service["environment"] | {"PATH": f"{mc.parent}{os.pathsep}{os.environ['PATH']}",
+                                    "CALLS": str(calls), "TMPDIR": str(tmp_path)}
+    done = subprocess.run(["/bin/sh", "-c", service["command"][0]], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    policy_file = str(tmp_path / "mlflow-artifacts.json")
+    assert calls.read_text().splitlines() == [
+        "alias set store http://minio:9000 minio minio-password-1 ",
+        "mb --ignore-existing store/runs ",
+        f"admin policy create store mlflow-artifacts {policy_file} ",
+        "admin user add store mlflow s3-password-1 ",
+        "admin user info store mlflow ",
+        "admin policy attach store mlflow-artifacts --user mlflow "]
+    policy = json.loads((tmp_path / "calls.policy").read_text())
     assert {r for statement in policy["Statement"] for r in statement["Resource"]} == {
-        "arn:aws:s3:::mlflow", "arn:aws:s3:::mlflow/*"}
-    assert all(statement["Effect"] == "Allow" and not any("*" in a for a in statement["Action"])
-               for statement in policy["Statement"])
+        "arn:aws:s3:::runs", "arn:aws:s3:::runs/*"}
+    actions = {a for statement in policy["Statement"] for a in statement["Action"]}
+    assert all(statement["Effect"] == "Allow" for statement in policy["Statement"])
+    assert {"s3:GetObject", "s3:PutObject", "s3:ListBucket"} <= actions
+    assert not [a for a in actions if "*" in a or a.startswith(("admin:", "s3:CreateBucket",
+                                                                 "s3:DeleteBucket"))]
+    # Again, once the user has the policy: attach (which would fail) is not called.
+    calls.unlink()
+    (tmp_path / "calls.info").write_text("AccessKey: mlflow\nStatus: enabled\n"
+                                         "PolicyName: mlflow-artifacts\n")
+    again = subprocess.run(["/bin/sh", "-c", service["command"][0]], env=env,
+                           capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert not [c for c in calls.read_text().splitlines() if "attach" in c]
 
 
 def test_env_files_are_git_ignored() -> None:
