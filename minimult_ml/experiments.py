@@ -35,6 +35,9 @@ REAL_IDS: dict[str, tuple[str, ...]] = {
     "0-base": (), "3-base": ("inv-order",), "8-base": ("lang-pos", "shift-special", "no-random"),
     "30-base": ("knn-replace",),
 }
+# Exps beyond the paper: its open hypothesis (§3.2) that relative positions help languages
+# whose word order differs.
+EXTENSIONS = ("rel-pos", "rel-pos;inv-order")
 TRACKS = ("lab", "real")
 # Modifications that only make sense with the lab's parallel English + Fake-English corpus.
 LAB_ONLY = frozenset({"no-parallel", "overparam", "untrained"})

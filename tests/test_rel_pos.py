@@ -165,8 +165,10 @@ def test_rel_pos_with_lang_pos_is_refused(exp: str, tracking: str, prepare_run: 
     assert experiment is None or not MlflowClient().search_runs([experiment.experiment_id])
 
 
-def test_an_interrupted_rel_pos_run_resumes_to_the_same_weights(data, tmp_path: Path) -> None:
-    config = experiments.resolve("rel-pos;inv-order", max_steps=6, batch_size=8, log_every=1)
+@pytest.mark.parametrize("exp", ["rel-pos;inv-order", "inv-order"])
+def test_an_interrupted_run_resumes_to_the_same_weights(exp: str, data, tmp_path: Path) -> None:
+    """Resume rebuilds the run's own class (RoFormer or BERT) from its checkpoint."""
+    config = experiments.resolve(exp, max_steps=6, batch_size=8, log_every=1)
     corpus = data.train.head(16)
     whole: dict[int, float] = {}
     train(config, corpus, data.tokenizers, tmp_path / "whole", device=CPU, progress=False,
@@ -183,8 +185,9 @@ def test_an_interrupted_rel_pos_run_resumes_to_the_same_weights(data, tmp_path: 
     train(config, corpus, data.tokenizers, out, device=CPU, progress=False, resume=True,
           log=lambda m, s: resumed.setdefault(s, m["loss/train"]))
     assert resumed == pytest.approx({s: whole[s] for s in (5, 6)}, rel=1e-6)
-    a = RoFormerForMaskedLM.from_pretrained(tmp_path / "whole" / "checkpoints" / "step-6")
-    b = RoFormerForMaskedLM.from_pretrained(out / "checkpoints" / "step-6")
+    a = AutoModelForMaskedLM.from_pretrained(tmp_path / "whole" / "checkpoints" / "step-6")
+    b = AutoModelForMaskedLM.from_pretrained(out / "checkpoints" / "step-6")
+    assert isinstance(a, RoFormerForMaskedLM if config.rel_pos else BertForMaskedLM)
     a, b = a.state_dict(), b.state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
