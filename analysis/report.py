@@ -16,6 +16,8 @@ from mlflow.tracking import MlflowClient
 from analysis import render
 from analysis.runs import pretrain_runs, search
 from analysis.tables import (
+    TABLE1_IDS,
+    TABLE2_IDS,
     ExpGroup,
     Table,
     group_runs,
@@ -70,7 +72,9 @@ def draw_curves(groups: dict[str, ExpGroup], path: Path) -> Path | None:
     """Figures 6–7 for every exp with evaluated runs, overlaid on shared scales: one panel per
     Table 1 metric over the training steps, one line per exp (mean ± std over its seeds). None
     when no exp has an evaluated run."""
-    drawn = [g for g in groups.values() if g.chosen]
+    order = {row_id: n for n, row_id in enumerate(dict.fromkeys(TABLE1_IDS + TABLE2_IDS))}
+    drawn = sorted((g for g in groups.values() if g.chosen),  # in the tables' row order
+                   key=lambda g: order.get(row_key(g), len(order)))
     if not drawn:
         return None
 

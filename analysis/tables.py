@@ -199,8 +199,8 @@ def pretrain_table(name: str, title: str, ids: Sequence[str], by_id: dict[str, E
             row.test = "reference"
         rows.append(row)
     notes = [f"Paper rows without runs: {', '.join(without)}."] if without else []
-    notes.append("Cells: mean ± sample std over the row's n seeds, the paper's published "
-                 "values beside ours.")
+    notes.append("Cells: mean ± sample std over the row's n seeds, and the paper's published "
+                 "values.")
     warning = schedule_warning([by_id[row.id] for row in rows if row.id in by_id])
     return Table(name, title, TABLE1_COLUMNS, rows, notes, welch=True, warning=warning)
 

@@ -171,6 +171,7 @@ def training_curves(panels: dict[str, dict[str, list[dict[int, float]]]], path: 
         else:
             ax.set_ylim(0, 1)
         ax.set_title(name)
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # steps are whole
         ax.set_xlabel("training step")
         ax.set_ylabel(ylabels[name])
         ax.grid(alpha=0.3)
