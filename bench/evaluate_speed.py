@@ -31,15 +31,14 @@ from sklearn.metrics.pairwise import cosine_similarity
 from transformers import BertForMaskedLM
 
 from minimult_ml import experiments
-from minimult_ml.data import TokenizedCorpus
+from minimult_ml.data import TokenizedCorpus, training_examples
 from minimult_ml.evaluation import ENGLISH, FAKE, PPL_MASKING, PPL_SEED, Evaluator, evaluate
 from minimult_ml.experiments import TrainConfig
-from minimult_ml.inputs import build_inputs
+from minimult_ml.inputs import build_inputs, input_config
 from minimult_ml.languages import CLS, SEP, LanguageSet
 from minimult_ml.masking import IGNORE, Masker
 from minimult_ml.model import build_model
 from minimult_ml.prepare import PrepareConfig, load, prepare
-from minimult_ml.training import input_config, training_examples
 
 LAYERS = (0, 8)
 KS = (1, 5, 10)

@@ -38,6 +38,7 @@ from transformers import (
 )
 
 from minimult_ml import experiments, training
+from minimult_ml.data import training_examples
 from minimult_ml.experiments import TrainConfig
 from minimult_ml.languages import NUM_SPECIAL
 from minimult_ml.model import build_model
@@ -100,7 +101,7 @@ def record_peaks(result: Result, device: torch.device) -> None:
 
 def run_ours(config: TrainConfig, data: Prepared, warmup: int, device: torch.device) -> Result:
     # Our loop's batches are a pure function of (seed, epoch): count their real tokens exactly.
-    examples = training.training_examples(data.train, len(data.languages),
+    examples = training_examples(data.train, len(data.languages),
                                           parallel=not config.no_parallel)
     lengths = data.train.lengths
     batches: list[np.ndarray] = []
@@ -128,7 +129,7 @@ def run_ours(config: TrainConfig, data: Prepared, warmup: int, device: torch.dev
 def hf_dataset(data: Prepared) -> Dataset:
     """Every training example (the lab: each sentence in English and in Fake-English) in global
     ids, specials shared."""
-    examples = training.training_examples(data.train, len(data.languages), parallel=True)
+    examples = training_examples(data.train, len(data.languages), parallel=True)
     offsets = data.languages.offsets().numpy()
     ids, starts = data.train.ids.astype(np.int64), data.train.offsets
     rows = []

@@ -24,12 +24,15 @@ REAL_EXPERIMENT = "minimult-real"  # minimult_ml.tracking.REAL_EXPERIMENT, witho
 def command(tables: list[int], experiment: str, real_experiment: str, log: bool) -> None:
     """Tables 1–4 and Figures 6–7 from the tracking server, beside the paper's numbers."""
     from analysis import report
+    from minimult_ml import tracking, ui
 
-    text, run_id = report.analyse(sorted(tables), experiment or None, real_experiment, log)
+    experiment = experiment or tracking.experiment_name()
+    text, run_id = report.analyse(sorted(tables), experiment, real_experiment, log)
     click.echo(text)
     if run_id:
-        click.echo(f"analysis: finished run {run_id}; its artifacts hold the tables as Markdown, "
-                   "LaTeX and CSV, and figures/")
+        click.echo(f"analysis: finished run {run_id} in experiment {experiment};\nits "
+                   "artifacts hold the tables as Markdown, LaTeX and CSV, and figures/")
+    click.echo(ui.where_to_look(experiment))
 
 
 if __name__ == "__main__":

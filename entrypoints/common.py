@@ -17,6 +17,9 @@ REUSE_CHOICES = ("same-code", "any", "never")  # minimult_ml.steps.runs.REUSE, w
 
 def run_command(command: click.Command, args: list[str] | None = None) -> None:
     """Run a click command; bad input (ours or click's) is one line on stderr and exit code 2."""
+    # MLflow prints an experiment address after every run on a server, and MLflow 3's UI opens
+    # that on its GenAI page; `analysis` prints the runs table's instead (minimult_ml.ui).
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     try:
         if os.environ.get("MLFLOW_RUN_ID") and not isinstance(command, click.Group):
             from minimult_ml.tracking import name_launcher

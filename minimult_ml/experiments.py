@@ -25,6 +25,7 @@ CONFIG_FILE = "training_config.json"  # a checkpoint's TrainConfig, beside the m
 # paper's way of writing combinations); combined, they apply in this order.
 MODIFICATIONS: dict[str, dict[str, object]] = {
     "lang-pos": {"lang_pos": True},
+    "rel-pos": {"rel_pos": True},  # rotary attention (RoFormer), no absolute positions
     "inv-order": {"inv_order": True},
     "shift-special": {"shift_special": True},
     "no-random": {"p_mask": 0.8, "p_keep": 0.2, "p_random": 0.0},  # the paper's (.8, .2, 0)
@@ -55,6 +56,9 @@ REAL_IDS: dict[str, tuple[str, ...]] = {
     "0-base": (), "3-base": ("inv-order",), "8-base": ("lang-pos", "shift-special", "no-random"),
     "30-base": ("knn-replace",),
 }
+# Exps beyond the paper: its open hypothesis (§3.2) that relative positions help languages
+# whose word order differs.
+EXTENSIONS = ("rel-pos", "rel-pos;inv-order")
 TRACKS = tuple(TRACK_DEFAULTS)
 # Modifications that only make sense with the lab's parallel English + Fake-English corpus.
 LAB_ONLY = frozenset({"no-parallel", "overparam", "untrained"})
@@ -111,6 +115,7 @@ class TrainConfig:
     # model
     size: str = "small"
     dropout: float = 0.1  # BERT's hidden and attention dropout
+    rel_pos: bool = False  # rel-pos: rotary attention (RoFormer), no absolute positions
     # data and input transforms
     lang_pos: bool = False
     shift_special: bool = False
@@ -168,6 +173,10 @@ class TrainConfig:
              f"compile must be auto, true or false, got {self.compile!r}"),
             (self.track in TRACKS, f"track must be lab or real, got {self.track!r}"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
+            (not (self.lang_pos and self.rel_pos),
+             "lang-pos and rel-pos cannot be combined: lang-pos gives each language absolute "
+             "positions of its own, rel-pos has no absolute positions (attention sees only the "
+             "offsets between tokens); drop one of them from the exp"),
             (not self.invert or self.inv_order,
              f"invert={self.invert} names the language inv-order reverses; add inv-order to "
              "the exp"),
