@@ -158,7 +158,7 @@ def run_trainer(config: TrainConfig, data: Prepared, warmup: int, device: torch.
     model = build_model(config.size, data.languages.vocab_size, len(data.languages),
                         config.max_length, config.seed)
     collator = DataCollatorForLanguageModeling(data.tokenizer,
-                                               mlm_probability=config.mlm_probability)
+                                               mlm_probability=config.masking.mlm_probability)
     consumed: list[int] = []  # real tokens per collated batch, in the order the Trainer asks
 
     def counting_collator(features: list[dict]) -> dict[str, torch.Tensor]:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import click
 
 from entrypoints.common import CommaList, flag, run_command
-
-TABLES = (1, 2, 3, 4)
-REAL_EXPERIMENT = "minimult-real"  # minimult_ml.tracking.REAL_EXPERIMENT, without its imports
+from minimult_ml.tracking import REAL_EXPERIMENT
 
 
 @click.command("analysis")

@@ -11,8 +11,7 @@ from typing import Any
 import click
 
 from minimult_ml.errors import InputError, Interrupted
-
-REUSE_CHOICES = ("same-code", "any", "never")  # minimult_ml.steps.runs.REUSE, without its imports
+from minimult_ml.steps import REUSE
 
 
 def run_command(command: click.Command, args: list[str] | None = None) -> None:
@@ -87,6 +86,6 @@ def flag(name: str, help: str) -> Callable:
 
 
 reuse_option = click.option(
-    "--reuse", type=click.Choice(REUSE_CHOICES), default="same-code", show_default=True,
+    "--reuse", type=click.Choice(REUSE), default="same-code", show_default=True,
     help="Reuse a finished run with the same parameters: same-code (only one made by the "
          "step's current code), any (whatever code made it) or never (build anew).")

@@ -19,8 +19,9 @@ def print_registry() -> None:
     click.echo(f"{'ID':>7}  {'exp':45s} size   lr      epochs  masking (mask, keep, random, knn)")
     for exp in [*experiments.PAPER_IDS, *experiments.REAL_IDS, *experiments.EXTENSIONS]:
         c = experiments.resolve(exp)
+        m = c.masking
         click.echo(f"{c.paper_id:>7}  {c.exp:45s} {c.size:6s} {c.lr:<7g} {c.epochs:<7d} "
-                   f"({c.p_mask:g}, {c.p_keep:g}, {c.p_random:g}, {c.p_knn:g})")
+                   f"({m.p_mask:g}, {m.p_keep:g}, {m.p_random:g}, {m.p_knn:g})")
 
 
 @click.command("pretrain")

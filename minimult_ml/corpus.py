@@ -27,6 +27,7 @@ from nltk.tokenize import TreebankWordTokenizer
 from nltk.tokenize.punkt import PunktLanguageVars, PunktSentenceTokenizer, PunktTokenizer
 
 from minimult_ml.errors import InputError
+from minimult_ml.hub import hub_errors
 
 # Books 1–39 are the Old Testament, 40–66 the New, in both pythonbible's and the PBC's verse ids
 # (BBBCCCVVV).
@@ -174,15 +175,11 @@ def _documents_stream(spec: str, lang: str) -> datasets.IterableDataset:
         builder = "text" if spec.startswith("text") else "parquet"
         return datasets.load_dataset(builder, data_files=[str(f) for f in files],
                                      split="train", streaming=True)
-    try:
+    with hub_errors(f"{WIKIPEDIA} ({WIKIPEDIA_DUMP}.{lang}) from the Hugging Face hub",
+                    f"check the network, or pass source=text:DIR with DIR/{lang}.txt or "
+                    f"source=wikipedia:DIR with the dump's parquet files"):
         return datasets.load_dataset(WIKIPEDIA, f"{WIKIPEDIA_DUMP}.{lang}", split="train",
                                      streaming=True)
-    except Exception as e:  # offline, unknown language, hub trouble: all fixed the same ways
-        reason = (str(e).splitlines() or [""])[0]
-        raise InputError(f"could not stream {WIKIPEDIA} ({WIKIPEDIA_DUMP}.{lang}) from the "
-                         f"Hugging Face hub ({type(e).__name__}: {reason}); check the network, "
-                         f"or pass source=text:DIR with DIR/{lang}.txt or source=wikipedia:DIR "
-                         f"with the dump's parquet files") from None
 
 
 def _sample(spec: str, lang: str, max_bytes: int, seed: int, files: object) -> Iterator[dict]:

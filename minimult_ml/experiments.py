@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minimult_ml.errors import InputError
+from minimult_ml.masking import MaskingConfig
 
 CONFIG_FILE = "training_config.json"  # a checkpoint's TrainConfig, beside the model
 
@@ -106,7 +107,7 @@ def paper_id(modifications: frozenset[str], track: str = "lab") -> str:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a pretraining run depends on; logged as params, one field each."""
+    """Everything a pretraining run depends on; logged as params, one field each (`params`)."""
 
     exp: str  # canonical modification names
     paper_id: str
@@ -123,13 +124,10 @@ class TrainConfig:
     invert: str = ""  # inv-order: the language reversed ("" = the second: Fake-English, German)
     no_parallel: bool = False
     max_length: int = 128
-    # masking: (mask, keep, random, knn) of the selected 15%
-    mlm_probability: float = 0.15
-    p_mask: float = 0.8
-    p_keep: float = 0.1
-    p_random: float = 0.1
-    p_knn: float = 0.0
-    knn_k: int = 1
+    # masking: of the selected 15%, (mask, keep, random, knn); its fields are set by name like
+    # this config's own (resolve, params)
+    masking: MaskingConfig = dataclasses.field(default_factory=MaskingConfig)
+    knn_k: int = 1  # knn-replace: neighbours per token in the cross-lingual space
     # optimisation (paper Table 9)
     epochs: int = 100
     max_steps: int = 0  # > 0 stops early (tests, benchmarks)
@@ -149,7 +147,16 @@ class TrainConfig:
     def modifications(self) -> frozenset[str]:
         return parse(self.exp)
 
+    def params(self) -> dict[str, object]:
+        """Every field by name, the masking's among them (as the run logs them)."""
+        own = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name != "masking"}
+        return own | dataclasses.asdict(self.masking)
+
     def validate(self) -> None:
+        m = self.masking
+        shares = {f.name: getattr(m, f.name) for f in dataclasses.fields(m)
+                  if f.name.startswith("p_")}
         checks = [
             (self.epochs > 0, f"epochs must be positive, got {self.epochs}"),
             (self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}"),
@@ -159,12 +166,11 @@ class TrainConfig:
              f"got {self.micro_batch_size}"),
             (self.max_steps >= 0, f"max_steps must be ≥ 0, got {self.max_steps}"),
             (self.lr > 0, f"lr must be positive, got {self.lr}"),
-            (0 < self.mlm_probability < 1, f"mlm_probability must be in (0, 1), "
-                                           f"got {self.mlm_probability}"),
-            (min(self.p_mask, self.p_keep, self.p_random, self.p_knn) >= 0
-             and abs(self.p_mask + self.p_keep + self.p_random + self.p_knn - 1) < 1e-6,
-             "p_mask + p_keep + p_random + p_knn must be 1 and each ≥ 0, got "
-             f"{self.p_mask}, {self.p_keep}, {self.p_random}, {self.p_knn}"),
+            (0 < m.mlm_probability < 1, f"mlm_probability must be in (0, 1), "
+                                        f"got {m.mlm_probability}"),
+            (min(shares.values()) >= 0 and abs(sum(shares.values()) - 1) < 1e-6,
+             f"{' + '.join(shares)} must be 1 and each ≥ 0, got "
+             f"{', '.join(f'{v:g}' for v in shares.values())}"),
             (self.knn_k >= 1, f"knn_k must be ≥ 1, got {self.knn_k}"),
             (self.checkpoint_every >= 0, f"checkpoint_every must be ≥ 0, "
                                          f"got {self.checkpoint_every}"),
@@ -194,6 +200,12 @@ class TrainConfig:
         return f"{self.paper_id}-{self.exp}-s{self.seed}"
 
 
+MASKING_FIELDS = tuple(f.name for f in dataclasses.fields(MaskingConfig))
+# A TrainConfig's params: its own fields, the masking's in its place.
+PARAM_NAMES = tuple(name for f in dataclasses.fields(TrainConfig)
+                    for name in (MASKING_FIELDS if f.name == "masking" else (f.name,)))
+
+
 def inverted_languages(config: TrainConfig, codes: list[str]) -> tuple[int, ...]:
     """The indices of the languages inv-order reverses: `config.invert`, by default the second
     language (Fake-English in the lab, German in the paper's real track); none without it."""
@@ -221,15 +233,22 @@ def resolve(exp: str, track: str | None = None, **overrides: object) -> TrainCon
         if name in mods:
             defaults |= fields
     defaults |= TRACK_DEFAULTS[track]
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(overrides) - fields)
+    unknown = sorted(set(overrides) - set(PARAM_NAMES))
     if unknown:
-        raise InputError(f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(fields)}")
+        raise InputError(f"unknown parameter(s) {', '.join(unknown)}; valid: "
+                         f"{', '.join(PARAM_NAMES)}")
     given = {k: v for k, v in overrides.items() if v is not None}
-    config = TrainConfig(exp=canonical(mods), paper_id=paper_id(mods, track),
-                         **(defaults | given))
+    config = from_params({"exp": canonical(mods), "paper_id": paper_id(mods, track)}
+                         | defaults | given)
     config.validate()
     return config
+
+
+def from_params(params: dict[str, object]) -> TrainConfig:
+    """A TrainConfig from its fields by name (`TrainConfig.params`), the masking's among them."""
+    masking = {k: params[k] for k in MASKING_FIELDS if k in params}
+    own = {k: v for k, v in params.items() if k not in MASKING_FIELDS}
+    return TrainConfig(**own, masking=MaskingConfig(**masking))
 
 
 def load_config(folder: Path) -> TrainConfig:
@@ -243,13 +262,15 @@ def load_config(folder: Path) -> TrainConfig:
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InputError(f"{path} is not a JSON training config ({err}); pass a checkpoint "
                          "folder written by pretrain") from None
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(given) - fields) if isinstance(given, dict) else ["(not an object)"]
+    if isinstance(given, dict) and isinstance(given.get("masking"), dict):
+        given = given | given.pop("masking")  # as saved; older checkpoints have it flat
+    unknown = sorted(set(given) - set(PARAM_NAMES)) if isinstance(given, dict) \
+        else ["(not an object)"]
     missing = sorted({"exp", "paper_id"} - set(given)) if isinstance(given, dict) else []
     if unknown or missing:
         raise InputError(f"{path}: unknown field(s) {', '.join(unknown) or 'none'}, missing "
                          f"{', '.join(missing) or 'none'}; pass a checkpoint folder written by "
                          "this version of pretrain")
-    config = TrainConfig(**given)
+    config = from_params(given)
     config.validate()
     return config

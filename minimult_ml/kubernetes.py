@@ -168,7 +168,7 @@ def preparation_steps(sweep: Sweep) -> list[str]:
         if "knn_run_id" not in params:
             source = data or [("track", track)]
             steps += [_mlflow_run("knn-space", [*source, ("k", k)])
-                      for k in sorted({c.knn_k for c in configs if c.p_knn > 0})]
+                      for k in sorted({c.knn_k for c in configs if c.masking.p_knn > 0})]
     return steps
 
 

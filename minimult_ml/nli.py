@@ -38,6 +38,7 @@ from transformers import (
 )
 
 from minimult_ml.errors import InputError
+from minimult_ml.hub import hub_errors
 from minimult_ml.inputs import InputConfig, build_inputs
 from minimult_ml.languages import PAD
 from minimult_ml.parallel import read_tsv
@@ -83,13 +84,10 @@ def _examples(rows: list[tuple[str, str, str | int]], source: str) -> NliExample
 
 
 def _hub(config: str, split: str) -> datasets.Dataset:
-    try:
+    with hub_errors(f"{XNLI} ({config}, {split}) from the Hugging Face hub",
+                    "check the network, or pass train=multinli:PATH or xnli-mt:PATH and "
+                    "test=xnli-tsv:PATH"):
         return datasets.load_dataset(XNLI, config, split=split)
-    except Exception as e:  # offline, hub trouble: fixed by the local formats
-        reason = (str(e).splitlines() or [""])[0]
-        raise InputError(f"could not load {XNLI} ({config}, {split}) from the Hugging Face hub "
-                         f"({type(e).__name__}: {reason}); check the network, or pass "
-                         f"train=multinli:PATH or xnli-mt:PATH and test=xnli-tsv:PATH") from None
 
 
 def load_train(spec: str) -> NliExamples:

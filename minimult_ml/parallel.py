@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from minimult_ml.errors import InputError
+from minimult_ml.hub import hub_errors
 
 XNLI_LANGUAGES = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur",
                   "vi", "zh")
@@ -48,13 +49,9 @@ def load_xnli_hub(languages: list[str], sentences: int) -> dict[str, list[str]]:
     _check_languages(languages, XNLI_LANGUAGES, "XNLI on the hub (facebook/xnli)")
     import datasets  # slow to import; only this source needs it
 
-    try:
+    with hub_errors("facebook/xnli from the Hugging Face hub",
+                    "check the network, or pass data=xnli-tsv:PATH or data=dir:PATH"):
         rows = datasets.load_dataset("facebook/xnli", "all_languages", split="validation")
-    except Exception as err:  # network, hub or cache trouble: all the user can fix the same way
-        reason = (str(err).splitlines() or [""])[0]  # hub errors can span lines; keep one
-        raise InputError(f"could not load facebook/xnli from the Hugging Face hub "
-                         f"({type(err).__name__}: {reason}); check the network, or pass "
-                         f"data=xnli-tsv:PATH or data=dir:PATH") from err
     pairs = (_hub_pair(row["premise"], row["hypothesis"], languages) for row in rows)
     return _sentences_from_pairs(pairs, languages, sentences, "facebook/xnli")
 

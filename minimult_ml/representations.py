@@ -22,6 +22,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 
 from minimult_ml.errors import InputError
 from minimult_ml.experiments import CONFIG_FILE, load_config
+from minimult_ml.hub import hub_errors
 from minimult_ml.inputs import InputConfig, build_inputs, input_config, inversion_index
 from minimult_ml.languages import FILENAME as LANGUAGE_SET_FILE
 from minimult_ml.vocab import Tokenizers
@@ -145,14 +146,10 @@ def load_encoder(name: str, device: torch.device | None = None) -> Encoder:
     else:
         where = f"model {name!r} (no such folder; tried the Hugging Face hub)"
         hint = "pass an existing model folder, or a hub name with network access"
-    try:
+    with hub_errors(where, hint):  # missing files, bad configs, no network
         source = str(folder) if local else name
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModel.from_pretrained(source)
-    except Exception as err:  # missing files, bad configs, no network: all fixed the same way
-        reason = (str(err).splitlines() or [""])[0]
-        raise InputError(f"could not load {where}: {type(err).__name__}: {reason}; "
-                         f"{hint}") from err
     if not tokenizer.is_fast:
         raise InputError(f"{where} has a slow tokenizer; word vectors need a fast one "
                          f"(tokenizer.json), which gives each subword's word")

@@ -4,7 +4,6 @@ pretraining is done; the analysis builds Tables 1–2 from it."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -12,14 +11,14 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from minimult_ml import tracking
-from minimult_ml.experiments import TrainConfig
+from minimult_ml.experiments import PARAM_NAMES
 
 TABLE_METRICS = tracking.TABLE1_METRICS
 # Params that name a run's training setup, beside its exp and seed; runs of one exp are only
 # averaged when these agree (a quick smoke run never mixes with a paper-length one).
 IGNORED_SETTINGS = {"exp", "paper_id", "seed", "checkpoint_every", "log_every", "compile"}
-SETTINGS = (*(f.name for f in dataclasses.fields(TrainConfig) if f.name not in IGNORED_SETTINGS),
-            "data_run_id", "knn_run_id")
+SETTINGS = (*(name for name in PARAM_NAMES if name not in IGNORED_SETTINGS), "data_run_id",
+            "knn_run_id")
 
 
 @dataclass

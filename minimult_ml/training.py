@@ -41,8 +41,7 @@ BUCKET = 50  # batches per length-sorting bucket: little padding, still well shu
 
 
 def masking_config(config: TrainConfig) -> MaskingConfig:
-    return MaskingConfig(config.mlm_probability, config.p_mask, config.p_keep, config.p_random,
-                         config.p_knn)
+    return config.masking
 
 
 def epoch_batches(examples: np.ndarray, lengths: np.ndarray, batch_size: int, seed: int,

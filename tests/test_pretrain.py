@@ -36,13 +36,15 @@ def test_registry_resolves_every_paper_id() -> None:
         assert config.paper_id == paper_id and config.modifications == frozenset(mods)
     c8 = experiments.resolve("no-random+lang-pos;shift-special")
     assert (c8.paper_id, c8.exp) == ("8", "lang-pos;shift-special;no-random")
-    assert (c8.p_mask, c8.p_keep, c8.p_random) == (0.8, 0.2, 0.0) and c8.lang_pos
+    assert (c8.masking.p_mask, c8.masking.p_keep, c8.masking.p_random) == (0.8, 0.2, 0.0)
+    assert c8.lang_pos
     assert experiments.resolve("original").paper_id == "0"
     c15 = experiments.resolve("15")
     assert (c15.size, c15.lr) == ("base", 1e-4)
     assert experiments.resolve("21").epochs == 200 and experiments.resolve("21b").lang_pos
     c30 = experiments.resolve("30")
-    assert (c30.p_mask, c30.p_keep, c30.p_random, c30.p_knn) == (0.5, 0.1, 0.1, 0.3)
+    m30 = c30.masking
+    assert (m30.p_mask, m30.p_keep, m30.p_random, m30.p_knn) == (0.5, 0.1, 0.1, 0.3)
     assert experiments.resolve("0", lr=1e-3, seed=7).lr == 1e-3
     assert experiments.resolve("lang-pos;inv-order").paper_id == "x"  # not in the paper
     with pytest.raises(InputError, match=r"valid: a paper ID .* lang-pos"):

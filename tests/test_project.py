@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 
+import click
 import yaml
 
 from .conftest import ROOT
@@ -50,3 +53,40 @@ def test_mlproject_commands_pass_every_parameter_as_one_argument() -> None:
         # Every option the command passes is one the click command knows.
         known = {o for p in cli.get_command(None, name).params for o in p.opts}
         assert set(options) <= known, (name, set(options) - known)
+
+
+def test_minimult_help_loads_no_heavy_library() -> None:
+    code = ("import sys\nfrom entrypoints.cli import cli\ntry:\n    cli(['--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'mlflow') "
+            "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "pretrain" in result.stdout and "kendall-tau" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_booleans_are_flags_that_also_take_mlproject_values() -> None:
+    from entrypoints.cli import cli
+
+    for name, option in (("pretrain", "--resume"), ("analysis", "--log")):
+        command = cli.get_command(None, name)
+
+        def parsed(args: list[str], command=command, option=option, name=name) -> object:
+            return command.make_context(name, args).params[option.lstrip("-")]
+
+        assert parsed([]) is False and parsed([option]) is True
+        assert parsed([option, "true"]) is True and parsed([option, "false"]) is False
+
+
+def test_every_option_of_the_steps_shows_its_default() -> None:
+    from entrypoints.cli import COMMANDS, cli
+
+    for name in COMMANDS:
+        if name == "sweep-manifest":  # no tracking; its options are deployment settings
+            continue
+        for param in cli.get_command(None, name).params:
+            if isinstance(param, click.Option) and not param.required and \
+                    param.name not in ("list_",):
+                assert param.show_default, (name, param.name)

@@ -201,7 +201,7 @@ def test_rel_pos_trains_with_knn_replace(data, tmp_path: Path) -> None:
     other = torch.where(ids < size, ids + size, ids - size)
     table = other[:, None, None].expand(-1, 2, 1)
     config = experiments.resolve("rel-pos;knn-replace", max_steps=3, batch_size=8, log_every=1)
-    assert config.p_knn == 0.3
+    assert config.masking.p_knn == 0.3
     losses: list[float] = []
     result = train(config, data.train.head(16), data.tokenizers, tmp_path, device=CPU,
                    knn_table=table, progress=False, log=lambda m, s: losses.append(m["loss/train"]))

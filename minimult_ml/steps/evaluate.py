@@ -3,7 +3,6 @@ with `step` = the checkpoint's global step (so the UI draws the curves of Figure
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import tempfile
 import time
@@ -91,7 +90,7 @@ class CheckpointEvaluator:
             client.set_tag(self.run_id, CODE_TAG, runs.code_version(STEP))
             out = Path(tmp)
             report = {"step": step, "layers": self.layers, "dev_sentences": len(self.dev),
-                      "config": dataclasses.asdict(config), "scores": scores}
+                      "config": config.params(), "scores": scores}
             (out / f"step-{step}.json").write_text(json.dumps(report, indent=2))
             client.log_artifact(self.run_id, str(out / f"step-{step}.json"), "evaluation")
             if figures_too:

@@ -146,7 +146,8 @@ def kendall_tau(model: str, data: str, languages: list[str], sentences: int, lay
                        f"layer {layer} on {data}, en → {', '.join(langs)}; correlated with "
                        f"XNLI accuracies from {accuracy_source}.")
         with runs.start(STEP, name, {"model": model, "data": data}, params,
-                        tracking.experiment_name(), description) as run:
+                        tracking.experiment_name(), description) as run, \
+                tracking.server_errors():
             metrics = {f"{tracking.KENDALL_TAU}en": 1.0, "seconds_per_1k_pairs": seconds_per_1k}
             for lang, row in table.items():
                 if lang != "en":

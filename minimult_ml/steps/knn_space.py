@@ -27,7 +27,7 @@ REAL_THREADS = 8
 
 def needs_space(config: TrainConfig) -> bool:
     """Whether pretraining `config` replaces masked tokens by neighbours (knn-replace)."""
-    return config.p_knn > 0
+    return config.masking.p_knn > 0
 
 
 def default_config(track: str, k: int | None = None, **given: object) -> KnnSpaceConfig:
@@ -69,7 +69,7 @@ def get_or_run(data_run_id: str, config: KnnSpaceConfig, reuse: str = "same-code
                        f"{config.dim}, {config.epoch} epochs) per language, unsupervised VecMap, "
                        f"{config.k} nearest neighbour(s) per token.")
         with runs.start(STEP, f"knn-space-k{config.k}", {"data_run_id": data_run_id}, params,
-                        experiment, description) as run:
+                        experiment, description) as run, tracking.server_errors():
             mlflow.log_metrics({k: v for k, v in report.items() if isinstance(v, float)}
                                | {f"vecmap_iterations/{pair}": r["iterations"]
                                   for pair, r in report["pairs"].items()})

@@ -58,7 +58,8 @@ def get_or_run(config: PrepareConfig, reuse: str = "same-code") -> str:
             "sentence_splitter": json.dumps(stats["sentence_splitter"])}
         description = (f"Prepared {config.source} in {', '.join(stats['languages'])}: "
                        f"sentences, WordPiece vocabulary ({stats['vocab_size']} ids), token ids.")
-        with runs.start(STEP, run_name(config), tags, logged, experiment, description) as run:
+        with runs.start(STEP, run_name(config), tags, logged, experiment, description) as run, \
+                tracking.server_errors():
             mlflow.log_metrics(_flatten({split: stats[split] for split in ("train", "dev")})
                                | {"vocab_size": stats["vocab_size"]})
             mlflow.log_artifacts(tmp)

@@ -51,7 +51,7 @@ def resolve_config(exp: str, eval_every: int = 0, track: str | None = None,
 def run_params(config: TrainConfig, data_run_id: str, knn_run_id: str) -> dict[str, object]:
     """The params a pretrain run is found by: its config, data and knn space."""
     knn = {"knn_run_id": knn_run_id} if knn_run_id else {}
-    return dataclasses.asdict(config) | {"data_run_id": data_run_id} | knn
+    return config.params() | {"data_run_id": data_run_id} | knn
 
 
 def unfinished_run(params: dict[str, object], experiment: str, reuse: str) -> Run | None:

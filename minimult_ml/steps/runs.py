@@ -20,6 +20,7 @@ from mlflow.entities import Run
 
 from minimult_ml import tracking
 from minimult_ml.errors import InputError
+from minimult_ml.steps import REUSE
 
 PACKAGE = Path(__file__).resolve().parents[1]
 CODE_TAG = "code_version"  # the fingerprint of the step's code, on every step run
@@ -35,7 +36,6 @@ STEP_MODULES = {
 # Orchestration: what these modules decide is logged as params, so editing them changes no
 # step's code version.
 NOT_SCIENCE = ("steps", "tracking", "reproduction", "errors")
-REUSE = ("same-code", "any", "never")
 
 
 def experiment_of(track: str) -> str:

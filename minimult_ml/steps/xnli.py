@@ -72,6 +72,7 @@ def xnli(run_id: str, step: int | None, train_spec: str, test_spec: str,
                    f"fine-tuned on {len(train)} English pairs, tested in {', '.join(codes)}.")
     with runs.start(STEP, f"xnli-{config.run_name}", tags, params,
                     runs.experiment_of(config.track), description) as run, \
+            tracking.server_errors(), \
             tempfile.TemporaryDirectory() as tmp:
         model = nli.finetune(folder, tokenizers, inputs, train, finetune_config, device,
                              log=mlflow.log_metrics)

@@ -1,0 +1,25 @@
+"""Loading from the Hugging Face hub (or its cache): every failure as one line naming what was
+loaded and how to do without the hub."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from minimult_ml.errors import InputError
+
+# huggingface_hub's and datasets' network, hub and cache failures are all OSErrors (requests'
+# errors, HfHubHTTPError, OfflineModeIsEnabled, LocalEntryNotFoundError, DatasetNotFoundError);
+# an unknown configuration or model type is a ValueError. Anything else is a bug.
+ERRORS = (OSError, ValueError)
+
+
+@contextmanager
+def hub_errors(what: str, fix: str) -> Iterator[None]:
+    """Turn a failure to load `what` into an InputError: its first line, then `fix`."""
+    try:
+        yield
+    except ERRORS as err:
+        reason = (str(err).splitlines() or [""])[0]  # hub errors can span lines: keep one
+        raise InputError(f"could not load {what} ({type(err).__name__}: {reason}); {fix}"
+                         ) from None
