@@ -44,6 +44,7 @@ def get_or_run(config: PrepareConfig, force: bool = False, own_launcher: bool = 
     config.validate()
     experiment = experiment_of("lab" if config.is_lab else "real")
     params = dataclasses.asdict(config)
+    store.check_experiment(experiment)
     # Two processes wanting the same data at once: the second waits, then reuses the first's run.
     with store.exclusive(f"prepare {params}", waiting=lambda: click.echo(
             "prepare: another process is preparing the same data; waiting for it")):

@@ -148,16 +148,24 @@ def experiment(name: str) -> Experiment:
             if e.error_code != "RESOURCE_ALREADY_EXISTS":  # else: another process was first
                 raise
         found = client.get_experiment_by_name(name)
-    if found.lifecycle_stage == LifecycleStage.DELETED:
-        raise InputError(f"experiment {name!r} is deleted; restore it (mlflow experiments "
-                         "restore) or set MLFLOW_EXPERIMENT_NAME to another name")
-    check_writable(found)
+    check_usable(found)
     return mlflow.set_experiment(experiment_id=found.experiment_id)
 
 
-def check_writable(exp: Experiment) -> None:
-    """A local artifact location must be writable here (or creatable): else every run of the
-    experiment would fail at its first artifact, after its work."""
+def check_experiment(name: str) -> None:
+    """Before any work: the experiment `name`, when it exists, can take runs (see
+    `check_usable`); a missing one will be created where it can."""
+    connect()
+    if (found := MlflowClient().get_experiment_by_name(name)) is not None:
+        check_usable(found)
+
+
+def check_usable(exp: Experiment) -> None:
+    """An experiment must not be deleted, and a local artifact location must be writable here
+    (or creatable): else every run of it would fail at its first artifact, after its work."""
+    if exp.lifecycle_stage == LifecycleStage.DELETED:
+        raise InputError(f"experiment {exp.name!r} is deleted; restore it (mlflow experiments "
+                         "restore) or set MLFLOW_EXPERIMENT_NAME to another name")
     location = urlparse(exp.artifact_location)
     if location.scheme not in ("", "file"):
         return  # a server's proxy or an object store: it answers for itself
@@ -256,9 +264,14 @@ def drop_launcher() -> None:
     the launcher.
     """
     launcher = os.environ.get("MLFLOW_RUN_ID")
-    uri = mlflow.get_tracking_uri()
-    if not launcher or uri not in _checked or (is_server(uri) and unreachable(uri)):
-        return  # no launcher, or a store that cannot be used
+    if not launcher:
+        return
+    try:
+        uri = connect()
+    except InputError:
+        return  # the store itself was the trouble
+    if is_server(uri) and unreachable(uri):  # it went away since it was checked
+        return
     client = MlflowClient()
     try:
         run = client.get_run(launcher)

@@ -257,7 +257,7 @@ def test_bad_input_under_mlflow_run(sqlite_store: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "pretrain", "--env-manager",
          "local", "-P", "seed=-1", "-P", "max_steps=1"], env=env, capture_output=True,
-        text=True, timeout=600)
+        text=True, timeout=900)
     assert proc.returncode == 1  # MLflow's own code for any failed command
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines[-1].endswith("failed ===") and "=== Run (ID" in lines[-1]
