@@ -17,3 +17,11 @@ def check_seed(seed: int, what: str = "seed") -> None:
     if seed not in SEED_RANGE:
         raise InputError(f"{what} must be between 0 and {SEED_RANGE.stop - 1}, got {seed}; "
                          "give a non-negative integer like 42")
+
+
+class Interrupted(Exception):
+    """A step stopped on Ctrl-C after saving what lets it resume; the message says how.
+
+    Entry points print it and exit with code 130, as a shell does for Ctrl-C (143 after
+    SIGTERM, which stops a step the same way).
+    """

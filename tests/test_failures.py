@@ -27,6 +27,8 @@ from entrypoints import prepare as prepare_entry
 from entrypoints import pretrain as pretrain_entry
 from entrypoints.common import run_command
 from minimult_ml import store
+from minimult_ml.steps import prepare as prepare_step
+from minimult_ml.steps import pretrain as pretrain_step
 
 from .conftest import ROOT, SMALL, _free_port, on_server, serve_mlflow
 
@@ -121,7 +123,7 @@ def test_server_gone_mid_run_resumes_once_it_is_back(tmp_path: Path,
     env.pop("MLFLOW_RUN_ID", None)
     with serve_mlflow(server_args, root) as uri:
         with on_server(uri, "gone"):
-            data_run_id = prepare_entry.get_or_run(SMALL)
+            data_run_id = prepare_step.get_or_run(SMALL)
         args = ["--data-run-id", data_run_id, *TRAIN_ARGS]
         proc = _step("pretrain", args, env | {"MLFLOW_TRACKING_URI": uri})
         with on_server(uri, "gone"):
@@ -159,7 +161,7 @@ def test_server_gone_mid_run_resumes_once_it_is_back(tmp_path: Path,
 
 
 def test_sigterm_stops_pretrain_like_ctrl_c(sqlite_store: str, tmp_path: Path) -> None:
-    data_run_id = prepare_entry.get_or_run(SMALL)
+    data_run_id = prepare_step.get_or_run(SMALL)
     args = ["--data-run-id", data_run_id, *TRAIN_ARGS]
     proc = _step("pretrain", args)
     run_id = _wait_for_checkpoint(proc, "minimult-lab")
@@ -191,11 +193,11 @@ def test_orphan_runs_are_marked_killed(sqlite_store: str,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     """A RUNNING run whose process is gone (kill -9, an evicted pod) becomes KILLED when a step
     with the same parameters starts; one whose process lives is not resumed twice."""
-    data_run_id = prepare_entry.get_or_run(SMALL)
+    data_run_id = prepare_step.get_or_run(SMALL)
     client = MlflowClient()
     exp = client.get_experiment_by_name("minimult-lab")
-    params = pretrain_entry.run_params(
-        pretrain_entry.resolve_config("original", max_steps=100, checkpoint_every=5,
+    params = pretrain_step.run_params(
+        pretrain_step.resolve_config("original", max_steps=100, checkpoint_every=5,
                                       batch_size=8, compile="false"), data_run_id, "")
 
     def orphan(pid: int, step: str = "pretrain") -> str:
@@ -219,7 +221,7 @@ def test_orphan_runs_are_marked_killed(sqlite_store: str,
         "step": "prepare", store.HOST_TAG: socket.gethostname(), store.PID_TAG: str(_dead_pid())})
     for key, value in client.get_run(data_run_id).data.params.items():
         client.log_param(killed_prepare.info.run_id, key, value)
-    assert prepare_entry.get_or_run(SMALL) == data_run_id
+    assert prepare_step.get_or_run(SMALL) == data_run_id
     assert client.get_run(killed_prepare.info.run_id).info.status == "KILLED"
 
 
@@ -285,7 +287,7 @@ def test_negative_seeds_are_refused(tracking: str, prepare_run: str,
     assert _exit(knn_space.command, ["--seed", "-1", "--data-run-id", prepare_run],
                  capsys) == expected
     assert _exit(main.command, ["--seeds", "0,-1"], capsys).startswith(
-        "error: seeds '0,-1': seed -1 must be between 0 and")
+        "error: seeds: seed -1 must be between 0 and")
     pretrain_run = _untrained_run(prepare_run, capsys)
     assert _exit(xnli.command, ["--run-id", pretrain_run, "--seed", "-1"], capsys) == expected
     experiment_id = mlflow.get_experiment_by_name(tracking).experiment_id
