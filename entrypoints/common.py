@@ -38,10 +38,10 @@ def run_command(command: click.Command, args: list[str] | None = None) -> None:
         command.main(args, standalone_mode=False)
     except (InputError, click.ClickException) as e:
         message = e.format_message() if isinstance(e, click.ClickException) else str(e)
-        if os.environ.get("MLFLOW_RUN_ID"):
-            from minimult_ml.store import drop_launcher
+        if os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`: the launcher says why
+            from minimult_ml.store import note_refusal
 
-            drop_launcher()
+            note_refusal(message)
         click.echo(f"error: {message}", err=True)
         sys.exit(2)
     except (click.Abort, Interrupted) as e:
