@@ -29,6 +29,7 @@ from entrypoints.common import run_command
 from minimult_ml import store
 from minimult_ml.steps import prepare as prepare_step
 from minimult_ml.steps import pretrain as pretrain_step
+from minimult_ml.steps import runs
 
 from .conftest import ROOT, SMALL, _free_port, on_server, serve_mlflow
 
@@ -202,7 +203,7 @@ def test_orphan_runs_are_marked_killed(sqlite_store: str,
 
     def orphan(pid: int, step: str = "pretrain") -> str:
         tags = {"step": step, store.HOST_TAG: socket.gethostname(), store.PID_TAG: str(pid),
-                "resume_step": "5"}
+                "resume_step": "5", runs.CODE_TAG: runs.code_version(step)}
         run = client.create_run(exp.experiment_id, tags=tags)
         for key, value in params.items():
             client.log_param(run.info.run_id, key, value)
