@@ -4,6 +4,7 @@ MLproject parameters (which cannot be left out, so "" means the default)."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -15,10 +16,22 @@ from minimult_ml.steps import REUSE
 
 
 def run_command(command: click.Command, args: list[str] | None = None) -> None:
-    """Run a click command; bad input (ours or click's) is one line on stderr and exit code 2."""
+    """Run a click command; bad input (ours or click's) is one line on stderr and exit code 2.
+
+    SIGTERM (what a cluster sends before it evicts a pod) stops a step like Ctrl-C: pretrain
+    writes its last checkpoint and leaves its run KILLED, resumable; the exit code is 128 + the
+    signal's number, as a shell's.
+    """
     # MLflow prints an experiment address after every run on a server, and MLflow 3's UI opens
     # that on its GenAI page; `analysis` prints the runs table's instead (minimult_ml.ui).
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    received = []
+
+    def terminate(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         if os.environ.get("MLFLOW_RUN_ID") and not isinstance(command, click.Group):
             from minimult_ml.tracking import name_launcher
@@ -27,11 +40,15 @@ def run_command(command: click.Command, args: list[str] | None = None) -> None:
         command.main(args, standalone_mode=False)
     except (InputError, click.ClickException) as e:
         message = e.format_message() if isinstance(e, click.ClickException) else str(e)
+        if os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`: the launcher says why
+            from minimult_ml.store import note_refusal
+
+            note_refusal(message)
         click.echo(f"error: {message}", err=True)
         sys.exit(2)
     except (click.Abort, Interrupted) as e:
         click.echo(str(e) or "aborted", err=True)
-        sys.exit(130)
+        sys.exit(128 + (received[0] if received else signal.SIGINT))
 
 
 class OrDefault(click.ParamType):

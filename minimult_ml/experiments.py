@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from minimult_ml.errors import InputError
+from minimult_ml.errors import InputError, check_seed
 from minimult_ml.masking import MaskingConfig
 
 CONFIG_FILE = "training_config.json"  # a checkpoint's TrainConfig, beside the model
@@ -154,6 +154,7 @@ class TrainConfig:
         return own | dataclasses.asdict(self.masking)
 
     def validate(self) -> None:
+        check_seed(self.seed)
         m = self.masking
         shares = {f.name: getattr(m, f.name) for f in dataclasses.fields(m)
                   if f.name.startswith("p_")}

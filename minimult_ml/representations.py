@@ -18,7 +18,13 @@ from pathlib import Path
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
-from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from minimult_ml.errors import InputError
 from minimult_ml.experiments import CONFIG_FILE, load_config
@@ -32,6 +38,10 @@ from minimult_ml.wordorder import word_vectors
 # only its special tokens from a folder without any of them, so their absence is checked first.
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model",
                    "spiece.model", "tokenizer.model")
+# Encoder-only models whose `AutoModel` reads input_ids and an attention mask and returns one
+# hidden state per layer; an encoder-decoder (T5) or a decoder would need other inputs.
+ENCODER_TYPES = ("bert", "distilbert", "roberta", "xlm-roberta", "camembert", "electra",
+                 "albert", "deberta-v2", "mpnet")
 
 
 @dataclass(frozen=True)
@@ -148,8 +158,13 @@ def load_encoder(name: str, device: torch.device | None = None) -> Encoder:
         hint = "pass an existing model folder, or a hub name with network access"
     with hub_errors(where, hint):  # missing files, bad configs, no network
         source = str(folder) if local else name
+        model_config = AutoConfig.from_pretrained(source)
+        if model_config.model_type not in ENCODER_TYPES:
+            raise InputError(f"{where} is a {model_config.model_type!r} model; word vectors "
+                             f"need an encoder of type {', '.join(ENCODER_TYPES)} (like mBERT "
+                             "or XLM-R, or a checkpoint of a pretrain run)")
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModel.from_pretrained(source)
+        model = AutoModel.from_pretrained(source, config=model_config)
     if not tokenizer.is_fast:
         raise InputError(f"{where} has a slow tokenizer; word vectors need a fast one "
                          f"(tokenizer.json), which gives each subword's word")

@@ -24,7 +24,7 @@ import mlflow
 from mlflow.exceptions import ExecutionException
 
 from minimult_ml import experiments, tracking
-from minimult_ml.errors import InputError
+from minimult_ml.errors import InputError, check_seed
 from minimult_ml.experiments import TrainConfig
 from minimult_ml.prepare import PrepareConfig
 from minimult_ml.results import PretrainRun
@@ -224,6 +224,8 @@ def main(exps: list[str], seeds: list[int], profile: str, project_uri: str,
                          "real-track exps with the pretrain entry point and test them with xnli")
     if profile not in PROFILES:
         raise InputError(f"profile {profile!r}: use one of {', '.join(PROFILES)}")
+    for seed in seeds:
+        check_seed(seed, f"seeds: seed {seed}")
     runs.check_reuse(reuse)
     experiment = tracking.experiment_name()
     launch = mlflow_launcher(project_uri, experiment)

@@ -25,6 +25,7 @@ from mlflow.utils.mlflow_tags import (
     MLFLOW_SOURCE_NAME,
 )
 
+from minimult_ml import store
 from minimult_ml.errors import InputError
 
 LAB_EXPERIMENT = "minimult-lab"
@@ -105,11 +106,13 @@ def experiment_name(default: str = LAB_EXPERIMENT) -> str:
 
 @contextmanager
 def server_errors() -> Iterator[None]:
-    """Turn a failing or unreachable tracking server into one clear InputError.
+    """Turn a failing or unreachable tracking server into one clear InputError; the store is
+    checked on first use (store.connect: a dead server is one line within seconds).
 
     Only the server's own errors and the network's are caught: anything else is a bug and keeps
     its traceback. A missing run or artifact (RESOURCE_DOES_NOT_EXIST) is the caller's to word.
     """
+    store.connect()
     try:
         yield
     except MlflowException as e:
@@ -277,7 +280,7 @@ def start_run(name: str, tags: dict[str, str], params: dict[str, object], experi
     from mlflow.tracking.context.registry import resolve_tags
 
     with server_errors():
-        exp = mlflow.set_experiment(experiment)
+        exp = store.experiment(experiment)  # artifacts beside the store, checked
         client = MlflowClient()
         launcher = os.environ.get("MLFLOW_RUN_ID")
         given = client.get_run(launcher) if launcher else None
@@ -292,7 +295,7 @@ def start_run(name: str, tags: dict[str, str], params: dict[str, object], experi
         if commit != "unknown":  # also in the Docker image, which has no repository to ask
             shown[MLFLOW_GIT_COMMIT] = commit
         run = client.create_run(exp.experiment_id, run_name=name,
-                                tags=resolve_tags(tags) | shown)
+                                tags=resolve_tags(tags) | shown | store.owner_tags())
         label_launcher(run.info.run_id, name, tags["step"])
         active = mlflow.start_run(run_id=run.info.run_id)
         mlflow.log_params(params)

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import mlflow
 
-from minimult_ml import tracking
+from minimult_ml import store, tracking
 from minimult_ml.prepare import LAB_LANGUAGES, PrepareConfig, Prepared, load, prepare
 from minimult_ml.steps import runs
 
@@ -47,8 +47,18 @@ def get_or_run(config: PrepareConfig, reuse: str = "same-code") -> str:
     runs.check_reuse(reuse)
     experiment = runs.experiment_of("lab" if config.is_lab else "real")
     params = dataclasses.asdict(config)
-    if found := runs.find_finished(STEP, params, experiment, reuse):
-        return runs.reused(STEP, found)
+    # Two processes wanting the same data at once (two terminals, two sweeps): the second
+    # waits, then reuses the first one's run.
+    with store.exclusive(f"{STEP} {params}", waiting=lambda: click.echo(
+            "prepare: another process is preparing the same data; waiting for it")):
+        if found := runs.find_finished(STEP, params, experiment, reuse):
+            return runs.reused(STEP, found)
+        run = _build(config, params, experiment)
+    click.echo(f"prepare: finished run {run.info.run_id}")
+    return run.info.run_id
+
+
+def _build(config: PrepareConfig, params: dict[str, object], experiment: str) -> mlflow.ActiveRun:
     # Build everything before the run exists, so bad input leaves no half-written run behind.
     with tempfile.TemporaryDirectory() as tmp:
         summary = prepare(config, Path(tmp))
@@ -63,8 +73,7 @@ def get_or_run(config: PrepareConfig, reuse: str = "same-code") -> str:
             mlflow.log_metrics(_flatten({split: stats[split] for split in ("train", "dev")})
                                | {"vocab_size": stats["vocab_size"]})
             mlflow.log_artifacts(tmp)
-    click.echo(f"prepare: finished run {run.info.run_id}")
-    return run.info.run_id
+    return run
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, float]:

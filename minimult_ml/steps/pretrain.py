@@ -3,7 +3,10 @@ exp × seed, resumable; under torchrun every process trains and rank 0 logs)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -12,9 +15,10 @@ import click
 import mlflow
 import torch
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from minimult_ml import distributed, experiments, tracking
+from minimult_ml import distributed, experiments, store, tracking
 from minimult_ml.errors import InputError, Interrupted
 from minimult_ml.experiments import TrainConfig
 from minimult_ml.steps import runs
@@ -27,7 +31,7 @@ from minimult_ml.steps.prepare import (
     languages_of,
     load_data,
 )
-from minimult_ml.training import STATE_FILE, train
+from minimult_ml.training import CONFIG_FILE, STATE_FILE, train
 
 STEP = "pretrain"
 RESUME_TAG = "resume_step"  # set once a checkpoint and its resume state are both logged
@@ -56,10 +60,58 @@ def run_params(config: TrainConfig, data_run_id: str, knn_run_id: str) -> dict[s
 
 def unfinished_run(params: dict[str, object], experiment: str, reuse: str) -> Run | None:
     """The newest killed, failed or still-"running" pretrain run with these params that has a
-    resume state to continue from, made by the same code unless reuse=any."""
-    resumable = [r for r in tracking.find_runs(STEP, params, experiment, finished=False)
-                 if RESUME_TAG in r.data.tags]
-    return runs.choose(STEP, resumable, "any" if reuse == "any" else "same-code")
+    resume state to continue from (on the server, or kept on this machine), made by the same
+    code unless reuse=any. Runs whose process died are marked KILLED first; one whose process
+    still trains is not resumed twice."""
+    found = tracking.find_runs(STEP, params, experiment, finished=False)
+    alive = {r.info.run_id: r for r in store.end_orphans(found)}
+    resumable = [r for r in found
+                 if RESUME_TAG in r.data.tags or local_state_step(r.info.run_id) is not None]
+    chosen = runs.choose(STEP, resumable, "any" if reuse == "any" else "same-code")
+    if chosen is not None and chosen.info.run_id in alive:
+        tags = chosen.data.tags
+        raise InputError(f"run {chosen.info.run_id} with these parameters is still training "
+                         f"(process {tags.get(store.PID_TAG, '?').split(':')[0]} on "
+                         f"{tags.get(store.HOST_TAG, 'another host')}); wait for it, or stop it "
+                         "and resume")
+    return chosen
+
+
+def state_folder(run_id: str) -> Path:
+    """Where rank 0 keeps a run's checkpoints and resume state while it trains. Kept when the
+    run stops unfinished (Ctrl-C, SIGTERM, its tracking server gone), so `resume` continues from
+    it even when the server never got the last checkpoint; removed once the run finishes.
+    MINIMULT_STATE_DIR moves them (default: ~/.cache/minimult/runs)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(os.environ.get("MINIMULT_STATE_DIR") or cache / "minimult" / "runs") / run_id
+
+
+def local_state_step(run_id: str) -> int | None:
+    """The step of the resume state kept on this machine, when it and its checkpoint are whole
+    (a checkpoint folder is complete once its training config is written, last)."""
+    state = state_folder(run_id) / STATE_FILE
+    if not state.is_file():
+        return None
+    step = torch.load(state, weights_only=False, map_location="cpu")["step"]
+    complete = (state.parent / "checkpoints" / f"step-{step}" / CONFIG_FILE).is_file()
+    return step if complete else None
+
+
+def sync_resume_state(run: Run) -> None:
+    """Before resuming: a resume state kept here that the server lacks (it went away before it
+    got it) is logged, so every process and machine resumes from the same step; one older than
+    the server's is dropped."""
+    run_id, local = run.info.run_id, local_state_step(run.info.run_id)
+    logged = int(run.data.tags.get(RESUME_TAG, -1))
+    if local is None or local < logged:
+        shutil.rmtree(state_folder(run_id), ignore_errors=True)
+    elif local > logged:
+        folder, client = state_folder(run_id), MlflowClient()
+        with tracking.server_errors():
+            client.log_artifacts(run_id, str(folder / "checkpoints" / f"step-{local}"),
+                                 f"checkpoints/step-{local}")
+            client.log_artifact(run_id, str(folder / STATE_FILE))
+            client.set_tag(run_id, RESUME_TAG, str(local))
 
 
 def fetch_resume_state(run_id: str, out: Path) -> None:
@@ -106,13 +158,19 @@ def start_or_resume(exp: str, overrides: dict[str, object], data_run_id: str | N
         knn_run_id = knn_run(knn_run_id, data_run_id, config.knn_k, reuse)
     params = run_params(config, data_run_id, knn_run_id)
     experiment = runs.experiment_of(track)
-    previous = unfinished_run(params, experiment, reuse) if resume else None
+    if resume:
+        previous = unfinished_run(params, experiment, reuse)
+    else:  # a new run; killed ones with these parameters are marked so
+        store.end_orphans(tracking.find_runs(STEP, params, experiment, finished=False))
+        previous = None
     if previous is not None:
         run_id = previous.info.run_id
         click.echo(f"pretrain: resuming run {run_id}")
         tracking.label_launcher(run_id, previous.info.run_name, STEP, "resumed")
+        sync_resume_state(previous)
         with tracking.server_errors():
             mlflow.start_run(run_id=run_id)  # RUNNING again
+            mlflow.set_tags(store.owner_tags())  # this process trains it now
             history = MlflowClient().get_metric_history(run_id, tracking.LOSS)
         return TrainingRun(config, data_run_id, knn_run_id, run_id, True,
                            max((m.step for m in history), default=0))
@@ -148,11 +206,26 @@ def pretrain(exp: str, overrides: dict[str, object], data_run_id: str | None = N
         try:
             return train_in_run(found, process, eval_every)
         except BaseException as e:
-            if process.main:  # Ctrl-C left a last checkpoint: KILLED, resumable; else FAILED
-                mlflow.end_run("KILLED" if isinstance(e, Interrupted) else "FAILED")
+            if process.main:
+                end_unfinished(e, found)
             raise
     finally:
         distributed.stop(process)
+
+
+def end_unfinished(error: BaseException, run: TrainingRun) -> None:
+    """Ctrl-C or SIGTERM left a last checkpoint: the run is KILLED, resumable. A tracking server
+    that went away cannot be told anything: one line says how to continue once it is back.
+    Anything else: FAILED."""
+    if reason := store.server_gone():
+        with contextlib.suppress(MlflowException):  # fails at once now; clears the active run
+            mlflow.end_run("FAILED")
+        raise InputError(
+            f"tracking server {mlflow.get_tracking_uri()} became unreachable ({reason}) while "
+            f"run {run.run_id} was training; its training state is kept in "
+            f"{state_folder(run.run_id)}: once the server is back, run the same command with "
+            "resume=true") from None
+    mlflow.end_run("KILLED" if isinstance(error, Interrupted | KeyboardInterrupt) else "FAILED")
 
 
 def train_in_run(run: TrainingRun, process: distributed.Process, eval_every: int) -> str:
@@ -185,8 +258,8 @@ def train_in_run(run: TrainingRun, process: distributed.Process, eval_every: int
         evaluated.add(step)
 
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        if run.resumed:
+        out = state_folder(run.run_id) if process.main else Path(tmp)
+        if run.resumed and not (out / STATE_FILE).is_file():
             fetch_resume_state(run.run_id, out)
         knn_table = load_table(run.knn_run_id) if run.knn_run_id else None
         result = train(config, data.train, data.tokenizers, out, device=process.device,
@@ -199,10 +272,11 @@ def train_in_run(run: TrainingRun, process: distributed.Process, eval_every: int
             if eval_every and result.step not in evaluated:
                 evaluate_checkpoint(result.step, final)
     if result.interrupted:
-        raise Interrupted(f"pretrain: interrupted at step {result.step}; run {run.run_id} "
-                          "continues with resume=true")
+        raise Interrupted(f"pretrain: stopped at step {result.step}; run {run.run_id} is KILLED "
+                          "with its last checkpoint: continue it with resume=true")
     if process.main:
         mlflow.end_run("FINISHED")
+        shutil.rmtree(state_folder(run.run_id), ignore_errors=True)
         click.echo(f"pretrain: finished run {run.run_id} ({config.run_name}, "
                    f"{result.step} steps, final loss {result.final_loss:.4f})")
     return run.run_id

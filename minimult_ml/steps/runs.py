@@ -18,7 +18,7 @@ import click
 import mlflow
 from mlflow.entities import Run
 
-from minimult_ml import tracking
+from minimult_ml import store, tracking
 from minimult_ml.errors import InputError
 from minimult_ml.steps import REUSE
 
@@ -118,8 +118,12 @@ def choose(step: str, runs: list[Run], reuse: str) -> Run | None:
 
 def find_finished(step: str, params: dict[str, object], experiment: str,
                   reuse: str) -> Run | None:
-    """The finished run of `step` with `params` to reuse, or None (see `choose`)."""
+    """The finished run of `step` with `params` to reuse, or None (see `choose`). Before that,
+    the experiment is checked (a deleted one, or artifacts this user cannot write, fail before
+    any work) and the RUNNING runs with `params` whose process is gone are marked KILLED."""
     check_reuse(reuse)
+    store.check_experiment(experiment)
+    store.end_orphans(tracking.find_runs(step, params, experiment, finished=False))
     if reuse == "never":
         return None
     return choose(step, tracking.find_runs(step, params, experiment), reuse)
