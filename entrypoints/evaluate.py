@@ -1,5 +1,4 @@
-"""`evaluate`: Table 1's numbers for checkpoints of a pretrain run, logged into that run; for a
-real-track run, retrieval between English and each language on the parallel dev verses."""
+"""`evaluate`: Table 1's numbers for checkpoints of a pretrain run, logged into that run."""
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from transformers import BertForMaskedLM
 from entrypoints.common import note_launcher, run_command
 from minimult_ml import figures, tracking
 from minimult_ml.errors import InputError
-from minimult_ml.evaluation import evaluate, evaluate_real, parallel_head
+from minimult_ml.evaluation import evaluate
 from minimult_ml.experiments import TrainConfig
 from minimult_ml.prepare import Prepared, load
 from minimult_ml.training import CONFIG_FILE
@@ -65,11 +64,12 @@ class CheckpointEvaluator:
         if dev_sentences <= 0:
             raise InputError(f"dev_sentences must be positive, got {dev_sentences}")
         run = tracking.get_run(run_id, "pretrain")
-        self.real = run.data.tags.get("track", "lab") != "lab"
+        if run.data.tags.get("track", "lab") != "lab":
+            raise InputError(f"run {run_id} is a real-track run: evaluate measures the lab's "
+                             "English–Fake-English multilinguality; evaluate it with the xnli "
+                             "entry point")
         self.data = data or load(tracking.download(run.data.tags["data_run_id"], ""))
-        if self.real:
-            self.data.verse_keys("dev")  # parallel dev sentences: the Bibles' verses
-        self.dev = parallel_head(self.data.dev, len(self.data.languages), dev_sentences)
+        self.dev = self.data.dev.head(dev_sentences)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     def __call__(self, step: int, folder: Path, figures_too: bool) -> dict[str, float]:
@@ -78,13 +78,8 @@ class CheckpointEvaluator:
             raise InputError(f"layers {self.layers}: this model has layers 0 (embeddings) to "
                              f"{model.config.num_hidden_layers}")
         config = TrainConfig(**json.loads((folder / CONFIG_FILE).read_text()))
-        if self.real:
-            scores, word_vectors = evaluate_real(model, config, self.data.languages,
-                                                 self.data.train, self.dev, self.layers,
-                                                 self.device), None
-        else:
-            scores, word_vectors = evaluate(model, config, self.data.languages,
-                                            self.data.train, self.dev, self.layers, self.device)
+        scores, word_vectors = evaluate(model, config, self.data.languages, self.data.train,
+                                        self.dev, self.layers, self.device)
         client = MlflowClient()
         now = int(time.time() * 1000)
         client.log_batch(self.run_id, [Metric(k, v, now, step) for k, v in scores.items()])
@@ -96,15 +91,12 @@ class CheckpointEvaluator:
             client.log_artifact(self.run_id, str(out / f"step-{step}.json"), "evaluation")
             if figures_too:
                 title = f"{config.run_name}, step {step}"
-                names = ["position_similarity.png"]
-                if word_vectors is not None:  # the lab: its vocabulary in both languages
-                    figures.embedding_pca(word_vectors, self.data.languages.codes,
-                                          out / "token_embeddings_pca.png", f"Layer 0: {title}")
-                    names.append("token_embeddings_pca.png")
+                figures.embedding_pca(word_vectors, self.data.languages.codes,
+                                      out / "token_embeddings_pca.png", f"Layer 0: {title}")
                 positions = model.bert.embeddings.position_embeddings.weight.detach()[:256]
                 figures.position_similarity(positions, out / "position_similarity.png",
                                             f"Position embeddings: {title}")
-                for name in names:
+                for name in ("token_embeddings_pca.png", "position_similarity.png"):
                     client.log_artifact(self.run_id, str(out / name), "figures")
         return scores
 
@@ -125,15 +117,6 @@ def summary(step: int, s: dict[str, float]) -> str:
     def get(key: str) -> str:
         return f"{s[key]:.2f}" if key in s else "–"
 
-    if "mult_score" not in s and "translation_p1/L0" not in s:  # the real track
-        layers = sorted({k.split("/")[1] for k in s if k.startswith("retrieval_p1/L")},
-                        key=lambda layer: int(layer[1:]))
-        per_language = " | ".join(
-            f"{layer} retr {get(f'retrieval_p1/{layer}')} ("
-            + ", ".join(f"{k.rsplit('/', 1)[1]} {s[k]:.2f}" for k in s
-                        if k.startswith(f"retrieval_p1/{layer}/")) + ")" for layer in layers)
-        return (f"step {step}: {per_language} | ppl train {s['ppl/train']:.1f} "
-                f"dev {s['ppl/dev']:.1f}")
     return (f"step {step}: μ {get('mult_score')} | L0 align {get('align_f1/L0')} "
             f"retr {get('retrieval_p1/L0')} trans {get('translation_p1/L0')} | L8 align "
             f"{get('align_f1/L8')} retr {get('retrieval_p1/L8')} trans "
@@ -145,11 +128,9 @@ def summary(step: int, s: dict[str, float]) -> str:
 @click.option("--checkpoints", default="last", show_default=True,
               help="last, all, or steps like 100,200.")
 @click.option("--layers", default="0,8", show_default=True, help="Layers (0 = embeddings).")
-@click.option("--dev-sentences", type=int, default=10_000, show_default=True,
-              help="Dev sentences (per language in the real track).")
+@click.option("--dev-sentences", type=int, default=10_000, show_default=True)
 def command(run_id: str, checkpoints: str, layers: str, dev_sentences: int) -> None:
-    """Evaluate multilinguality and model fit of a pretrain run's checkpoints (the real track:
-    retrieval English ↔ each language on the parallel dev verses)."""
+    """Evaluate multilinguality and model fit of a pretrain run's checkpoints."""
     evaluate_run(run_id, checkpoints, parse_layers(layers), dev_sentences)
     note_launcher(f"Evaluated pretrain run {run_id}; its metrics are logged there.", run_id)
 

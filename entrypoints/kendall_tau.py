@@ -192,8 +192,7 @@ def write_artifacts(out: Path, texts: dict[str, list[str]],
 @click.option("--model", default="bert-base-multilingual-cased", show_default=True,
               help="Encoder: a model folder (ours or Hugging Face) or a hub name.")
 @click.option("--data", default="hub", show_default=True,
-              help="Parallel sentences: hub, xnli-tsv:PATH, dir:PATH or bible (the Bibles' test "
-                   "verses; bible:de:s picks editions).")
+              help="Parallel sentences: hub, xnli-tsv:PATH or dir:PATH.")
 @click.option("--languages", default=DEFAULT_LANGUAGES, show_default=True,
               help="Comma-separated codes aligned with English.")
 @click.option("--sentences", type=int, default=2500, show_default=True,

@@ -64,10 +64,7 @@ def get_or_run(data_run_id: str, config: KnnSpaceConfig, force: bool = False,
                                   for pair, r in report["pairs"].items()})
             mlflow.log_artifacts(tmp)
     click.echo(f"knn-space: finished run {run.info.run_id} in {report['seconds']:.0f} s"
-               + "".join(f"; {k} {report[k]:.3f}" for k in report if k.startswith("knn_p")
-                         or k.startswith("knn_weak_p1")))
-    for pair, rows in report.get("samples", {}).items():
-        click.echo(f"{pair}: " + "; ".join(f"{t} → {' '.join(n)}" for t, n in rows))
+               + "".join(f"; {k} {report[k]:.3f}" for k in report if k.startswith("knn_")))
     return run.info.run_id
 
 

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from entrypoints.common import OPTIONAL_FLOAT, OPTIONAL_INT, note_launcher, run_command, start_run
 from minimult_ml import tracking
-from minimult_ml.prepare import LAB_LANGUAGES, VERSES_FILE, PrepareConfig, prepare
+from minimult_ml.prepare import LAB_LANGUAGES, PrepareConfig, prepare
 
 
 def run_name(config: PrepareConfig) -> str:
@@ -39,13 +39,6 @@ def track_of(data_run_id: str) -> str:
     return "lab" if languages_of(data_run_id) == LAB_LANGUAGES.split(",") else "real"
 
 
-def has_verses(data_run_id: str) -> bool:
-    """Whether a prepare run's data are the Bibles' verses (parallel dev and test)."""
-    with tracking.server_errors():
-        files = MlflowClient().list_artifacts(data_run_id, "data")
-    return any(f.path.endswith(VERSES_FILE) for f in files)
-
-
 def get_or_run(config: PrepareConfig, force: bool = False, own_launcher: bool = False) -> str:
     """The id of the newest finished prepare run with this config; runs prepare when none."""
     config.validate()
@@ -65,8 +58,7 @@ def get_or_run(config: PrepareConfig, force: bool = False, own_launcher: bool = 
         logged = params | summary["fingerprints"] | tracking.provenance() | {
             "sentence_splitter": json.dumps(stats["sentence_splitter"])}
         with start_run(run_name(config), tags, own_launcher, logged, experiment) as run:
-            mlflow.log_metrics(_flatten({split: stats[split] for split in ("train", "dev", "test")
-                                         if split in stats})
+            mlflow.log_metrics(_flatten({split: stats[split] for split in ("train", "dev")})
                                | {"vocab_size": stats["vocab_size"]})
             mlflow.log_artifacts(tmp)
     click.echo(f"prepare: finished run {run.info.run_id}")
@@ -95,7 +87,7 @@ def data_run(data_run_id: str | None, track: str = "lab") -> str:
 
 def print_stats(run_id: str) -> None:
     stats = mlflow.artifacts.load_dict(f"runs:/{run_id}/stats.json")
-    for split in [s for s in ("train", "dev", "test") if s in stats]:
+    for split in ("train", "dev"):
         if "sentences" in stats[split]:  # the lab: one English corpus
             s = stats[split]
             click.echo(f"{split:5s} {s['sentences']:>7,} sentences  {s['words']:>9,} words  "
@@ -103,10 +95,7 @@ def print_stats(run_id: str) -> None:
                        f"median {s['median_sentence_words']:g} words/sentence")
             continue
         for code, s in stats[split].items():
-            words = (f"{s['words']:>9,} words  {s['word_types']:>6,} word types  "
-                     f"{s['characters']:>5,} characters  median {s['median_verse_words']:g} "
-                     "words/verse  ") if "words" in s else ""
-            click.echo(f"{split:5s} {code:3s} {s['sentences']:>9,} sentences  {words}"
+            click.echo(f"{split:5s} {code:3s} {s['sentences']:>9,} sentences  "
                        f"{s['tokens']:>11,} tokens  median {s['median_sentence_tokens']:g} "
                        f"tokens/sentence")
     sizes = ", ".join(f"{code} {size}" for code, size in
@@ -118,13 +107,11 @@ def print_stats(run_id: str) -> None:
 @click.command("prepare")
 @click.option("--languages", default=LAB_LANGUAGES, show_default=True,
               help="en,fake-en (the lab) or real languages' ISO codes, like en,de,hi.")
-@click.option("--source", help="Lab: bible (default), bible:EDITION (an English edition, e.g. 3), "
-                               "pbc:PATH or text:PATH. Real languages: bible (default: the "
-                               "embedded Bibles), wikipedia, wikipedia:DIR or text:DIR.")
+@click.option("--source", help="Lab: bible (default), pbc:PATH or text:PATH. Real languages: "
+                               "wikipedia (default), wikipedia:DIR or text:DIR (DIR/<lang>.txt).")
 @click.option("--dev-source", help="Lab: the dev text, as --source (default bible).")
 @click.option("--vocab-size", type=OPTIONAL_INT,
-              help="WordPiece vocabulary size per language (2048 lab, 5000 Bibles, 20000 "
-                   "Wikipedia).")
+              help="WordPiece vocabulary size per language (2048 lab, 20000 real).")
 @click.option("--dev-sentences", type=OPTIONAL_INT,
               help="Dev sentences per language (lab: the first 10000; real: 5000 held out).")
 @click.option("--train-sentences", type=OPTIONAL_INT,
@@ -132,23 +119,18 @@ def print_stats(run_id: str) -> None:
 @click.option("--bytes-per-language", type=OPTIONAL_FLOAT,
               help="Real languages: sample this much UTF-8 text of each (default 1e9).")
 @click.option("--seed", type=OPTIONAL_INT,
-              help="Real languages: which articles are sampled, or which Bible chapters are "
-                   "dev and test (default 0).")
-@click.option("--editions", default="",
-              help="Real languages from the Bibles: editions other than the defaults, like "
-                   "de:s,en:k.")
+              help="Real languages: which articles are sampled (default 0).")
 @click.option("--force", type=bool, default=False, show_default=True,
               help="Build anew even if a finished run exists.")
 def command(languages: str, source: str | None, dev_source: str | None, vocab_size: int | None,
             dev_sentences: int | None, train_sentences: int | None,
-            bytes_per_language: float | None, seed: int | None, editions: str,
-            force: bool) -> None:
+            bytes_per_language: float | None, seed: int | None, force: bool) -> None:
     """Prepare a corpus: sentences, WordPiece vocabularies, token ids, stats (lab or real)."""
     config = PrepareConfig.of(
         languages, source=source or None, dev_source=dev_source or None,
         vocab_size=vocab_size, dev_sentences=dev_sentences, train_sentences=train_sentences,
         bytes_per_language=None if bytes_per_language is None else int(bytes_per_language),
-        seed=seed, editions=editions or None)
+        seed=seed)
     print_stats(get_or_run(config, force=force, own_launcher=True))
 
 

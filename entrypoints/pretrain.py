@@ -89,11 +89,10 @@ def plan(exp: str, overrides: dict[str, object], data_run_id: str | None, resume
     else:
         track = experiments.track_of(exp) or "lab"
     config = experiments.resolve(exp, track, **overrides)
+    if eval_every and track == "real":
+        raise InputError("eval_every: evaluate measures English–Fake-English multilinguality "
+                         "in the lab; real-track runs are evaluated by the xnli entry point")
     data_run_id = prepare_entry.data_run(data_run_id, track)
-    if eval_every and track == "real" and not prepare_entry.has_verses(data_run_id):
-        raise InputError(f"eval_every: the real track is evaluated on parallel dev verses, and "
-                         f"data {data_run_id} are not from the Bibles; prepare them with "
-                         "source=bible or leave eval_every at 0")
     # A bad invert= fails before any run exists.
     experiments.inverted_languages(config, prepare_entry.languages_of(data_run_id))
     if config.p_knn > 0:  # knn-replace: the neighbour table of this data, built once
@@ -231,7 +230,7 @@ def print_registry() -> None:
               help="Continue the newest unfinished run with the same parameters.")
 @click.option("--eval-every", type=int, default=0, show_default=True,
               help="Evaluate checkpoints at multiples of N steps, and the last (0 = none); "
-                   "checkpoint_every defaults to N.")
+                   "checkpoint_every defaults to N. Lab runs only.")
 @click.option("--list", "list_", is_flag=True, help="Print the experiment registry and exit.")
 def command(exp: str, seed: int, epochs: int | None, max_steps: int | None,
             checkpoint_every: int | None, batch_size: int | None, micro_batch_size: int | None,
