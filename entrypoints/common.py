@@ -16,6 +16,9 @@ from minimult_ml.errors import InputError
 
 def run_command(command: click.Command, args: list[str] | None = None) -> None:
     """Run a click command; bad input (ours or click's) is one line on stderr and exit code 2."""
+    # MLflow prints an experiment address after every run on a server, and MLflow 3's UI opens
+    # that on its GenAI page; `analysis` prints the runs table's instead (minimult_ml.ui).
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     try:
         command.main(args, standalone_mode=False)
     except (InputError, click.ClickException) as e:
