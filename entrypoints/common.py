@@ -32,7 +32,7 @@ def run_command(command: click.Command, args: list[str] | None = None) -> None:
         command.main(args, standalone_mode=False)
     except (InputError, click.ClickException) as e:
         message = e.format_message() if isinstance(e, click.ClickException) else str(e)
-        store.drop_launcher()
+        store.note_refusal(message)
         click.echo(f"error: {message}", err=True)
         sys.exit(2)
     except click.Abort as e:

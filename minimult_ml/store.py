@@ -32,7 +32,7 @@ import mlflow
 from mlflow.entities import Experiment, LifecycleStage, Run, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PROJECT_ENTRY_POINT
+from mlflow.utils.mlflow_tags import MLFLOW_PROJECT_ENTRY_POINT, MLFLOW_RUN_NOTE
 
 from minimult_ml.errors import InputError
 
@@ -254,14 +254,16 @@ def end_orphans(runs: Iterable[Run]) -> list[Run]:
 # --------------------------------------------------------------------------------------------
 # `mlflow run` and a server that went away
 
-def drop_launcher() -> None:
-    """After a refused input under `mlflow run`: delete the launcher run MLflow made for this
-    step, which holds nothing (the step made no run of its own). MLflow marks a launcher FAILED
-    when its command fails unless the run is already ended, so it is ended first.
+def note_refusal(message: str) -> None:
+    """After a refused input under `mlflow run`: say so on the launcher run MLflow made for this
+    step (the step made no run of its own), where the UI shows it.
 
-    MLflow's CLI still exits 1 after its own "=== Run (ID …) failed ===" line: no setting changes
-    that (see README, "When a step refuses its input"). Best effort: an unreachable server keeps
-    the launcher.
+    MLflow's CLI then marks the launcher FAILED and exits 1, whatever the step did: no setting
+    changes that (see README, "When something goes wrong"). Ending or deleting the launcher
+    first does not help either: MLflow 3.17 compares the run's status string with numbers when
+    it decides whether to end it (mlflow/projects/__init__.py, `_maybe_set_run_terminated`), so
+    it always sets it FAILED — on a deleted run, with a traceback. Best effort: an unreachable
+    store leaves the launcher as it is.
     """
     launcher = os.environ.get("MLFLOW_RUN_ID")
     if not launcher:
@@ -274,13 +276,10 @@ def drop_launcher() -> None:
         return
     client = MlflowClient()
     try:
-        run = client.get_run(launcher)
-        tags = run.data.tags
-        if (MLFLOW_PROJECT_ENTRY_POINT not in tags or "see_run_id" in tags
-                or run.info.status != RunStatus.to_string(RunStatus.RUNNING)):
-            return  # not a launcher, or one that points at work done
-        client.set_terminated(launcher, "FAILED")
-        client.delete_run(launcher)
+        tags = client.get_run(launcher).data.tags
+        if MLFLOW_PROJECT_ENTRY_POINT in tags and "see_run_id" not in tags:
+            client.set_tag(launcher, MLFLOW_RUN_NOTE,
+                           f"`mlflow run` launcher of a step that refused its input: {message}")
     except MlflowException:
         pass
 

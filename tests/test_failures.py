@@ -251,22 +251,24 @@ def test_two_first_prepares_at_once_on_a_new_sqlite_store(sqlite_store: str) -> 
 
 
 def test_bad_input_under_mlflow_run(sqlite_store: str) -> None:
-    """MLflow's CLI exits 1 after any failed step and prints its own line last (see README);
-    the step's one line is right above it, and no FAILED launcher run is left in Default."""
+    """MLflow's CLI exits 1 after any failed step, prints its own line last and marks its
+    launcher run FAILED (see README): the step's one line is right above MLflow's, the launcher
+    says why it failed, and the step left no run of its own."""
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     proc = subprocess.run(
         [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "pretrain", "--env-manager",
          "local", "-P", "seed=-1", "-P", "max_steps=1"], env=env, capture_output=True,
         text=True, timeout=900)
-    assert proc.returncode == 1  # MLflow's own code for any failed command
+    assert proc.returncode == 1, proc.stderr[-3000:]  # MLflow's own code for a failed command
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert lines[-1].endswith("failed ===") and "=== Run (ID" in lines[-1]
-    assert lines[-2] == ("error: seed must be between 0 and 2147482647, got -1; give a "
-                         "non-negative integer like 42")
+    assert lines[-1].endswith("failed ===") and "=== Run (ID" in lines[-1], lines[-5:]
+    error = ("error: seed must be between 0 and 2147482647, got -1; give a non-negative integer "
+             "like 42")
+    assert lines[-2] == error
     client = MlflowClient()
-    launchers = client.search_runs(["0"], run_view_type=ViewType.ALL)
-    assert [r.info.lifecycle_stage for r in launchers] == ["deleted"]
-    assert client.search_runs(["0"]) == []
+    (launcher,) = client.search_runs(["0"], run_view_type=ViewType.ALL)
+    assert launcher.data.tags["mlflow.note.content"] == (
+        f"`mlflow run` launcher of a step that refused its input: {error[len('error: '):]}")
     lab = client.get_experiment_by_name("minimult-lab")
     assert lab is None or client.search_runs([lab.experiment_id]) == []
 
