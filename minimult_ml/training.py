@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
-from transformers import BertForMaskedLM, get_linear_schedule_with_warmup
+from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
 from minimult_ml.data import TokenizedCorpus
 from minimult_ml.distributed import Process
@@ -45,7 +45,7 @@ BUCKET = 50  # batches per length-sorting bucket: little padding, still well shu
 def input_config(config: TrainConfig, languages: LanguageSet) -> InputConfig:
     return InputConfig(lang_pos=config.lang_pos, shift_special=config.shift_special,
                        inverted=inverted_languages(config, languages.codes),
-                       max_length=config.max_length)
+                       max_length=config.max_length, rel_pos=config.rel_pos)
 
 
 def masking_config(config: TrainConfig) -> MaskingConfig:
@@ -96,7 +96,7 @@ class TrainResult:
     interrupted: bool = False
 
 
-def save_checkpoint(model: BertForMaskedLM, tokenizers: Tokenizers, config: TrainConfig,
+def save_checkpoint(model: PreTrainedModel, tokenizers: Tokenizers, config: TrainConfig,
                     folder: Path) -> None:
     """A Hugging Face folder: model, tokenizers, language set and the run's training config."""
     model.save_pretrained(folder)
@@ -120,7 +120,7 @@ def train(config: TrainConfig, train_ids: TokenizedCorpus, tokenizers: Tokenizer
     languages = tokenizers.languages
     n_lang = len(languages)
     model = build_model(config.size, languages.vocab_size, n_lang, config.max_length, config.seed,
-                        config.dropout)
+                        config.dropout, config.rel_pos)
 
     def checkpoint(step: int) -> None:
         # Called after the state file of the same step is written; on_checkpoint logs both.
@@ -157,7 +157,7 @@ def train(config: TrainConfig, train_ids: TokenizedCorpus, tokenizers: Tokenizer
     if resume:
         state = torch.load(out / STATE_FILE, weights_only=False)
         folder = out / "checkpoints" / f"step-{state['step']}"
-        model.load_state_dict(BertForMaskedLM.from_pretrained(folder).state_dict())
+        model.load_state_dict(type(model).from_pretrained(folder).state_dict())
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
