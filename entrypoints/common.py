@@ -19,8 +19,12 @@ def run_command(command: click.Command, args: list[str] | None = None) -> None:
     """Run a click command; bad input (ours or click's) is one line on stderr and exit code 2.
 
     SIGTERM (what a cluster sends before it evicts a pod) stops a step like Ctrl-C: pretrain
-    writes its last checkpoint and leaves its run KILLED, resumable.
+    writes its last checkpoint and leaves its run KILLED, resumable; the exit code is 128 + the
+    signal's number, as a shell's.
     """
+    # MLflow prints an experiment address after every run on a server, and MLflow 3's UI opens
+    # that on its GenAI page; `analysis` prints the runs table's instead (minimult_ml.ui).
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     received = []
 
     def terminate(signum: int, frame: object) -> None:
