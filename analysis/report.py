@@ -41,6 +41,7 @@ CURVES = {"mult_score": ("μ", "multilinguality score μ"),
           "align_f1/L8": ("layer 8: alignment", "alignment F1"),
           "retrieval_p1/L8": ("layer 8: retrieval ρ", "precision@1"),
           "translation_p1/L8": ("layer 8: translation τ", "precision@1")}
+PERPLEXITIES = ("ppl/train", "ppl/dev")  # drawn on one logarithmic scale
 CURVES_FILE = "curves.png"
 
 
@@ -89,7 +90,7 @@ def draw_curves(groups: dict[str, ExpGroup], path: Path) -> Path | None:
     figures.training_curves(panels, path, "Multilinguality and perplexity over training "
                             "(mean ± std over seeds)",
                             ylabels={title: ylabel for title, ylabel in CURVES.values()},
-                            log_scale=[CURVES[k][0] for k in CURVES if k.startswith("ppl/")])
+                            log_scale=[CURVES[key][0] for key in PERPLEXITIES])
     return path
 
 
