@@ -3,11 +3,16 @@
 The lab's English comes from a source spec:
   bible         the embedded public-domain Bibles: train = World English Bible New Testament,
                 dev = King James Old Testament (the paper's dev set)
+  bible:ED      one English edition of the verse-aligned Bibles (`bibles`): train = its New
+                Testament, dev = its Old, as in the paper; bible:3 is the Bible in Basic
+                English, closest to the paper's Easy-to-Read New Testament (229k words and
+                2,890 word types against 228k and 4,449)
   pbc:PATH      a Parallel Bible Corpus edition file: train = its New Testament, dev = its Old
   text:PATH     a UTF-8 text file, one sentence or paragraph per line (same text for both splits)
 
-The real track's languages each come from a multilingual source spec, as a Hugging Face dataset
-of documents sampled to a byte budget per language:
+The real track's languages come from the embedded verse-aligned Bibles (source `bible`, read by
+`bibles` and `prepare`), or from a multilingual source spec, as a Hugging Face dataset of
+documents sampled to a byte budget per language:
   wikipedia     the `wikimedia/wikipedia` dump of each language on the hub, streamed
   wikipedia:DIR the same parquet files on disk: DIR/<dump>.<lang>/*.parquet
   text:DIR      DIR/<lang>.txt, one paragraph per line
@@ -26,6 +31,7 @@ import datasets
 from nltk.tokenize import TreebankWordTokenizer
 from nltk.tokenize.punkt import PunktLanguageVars, PunktSentenceTokenizer, PunktTokenizer
 
+from minimult_ml import bibles
 from minimult_ml.errors import InputError
 
 # Books 1–39 are the Old Testament, 40–66 the New, in both pythonbible's and the PBC's verse ids
@@ -37,6 +43,9 @@ OLD_TESTAMENT = range(1, 40)
 # straight " and its apostrophes as `, so those go too (like ’ in the paper's corpus).
 _REMOVE = re.compile(r"[”’‘“()\[\]\"`]")
 _SPACES = re.compile(r"\s+")
+# NUL is valid UTF-8 but never text: a file padded with it (or made of it) would otherwise pass
+# as sentences that tokenize to nothing.
+NUL = "\0"
 
 
 def clean(text: str) -> str:
@@ -61,7 +70,7 @@ def _read_text(path: Path, what: str) -> str:
     if not path.is_file():
         raise InputError(f"{what}: no such file {path}; give the path of an existing file")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8").replace(NUL, "")
     except UnicodeDecodeError as e:
         raise InputError(f"{what}: {path} is not UTF-8 text (byte {e.start}); "
                           "convert it to UTF-8 first") from None
@@ -87,11 +96,22 @@ def load_source(spec: str, split: str) -> list[str]:
     scheme, _, arg = spec.partition(":")
     if scheme == "bible" and not arg:
         return _bible_verses(split)
+    if scheme == "bible":
+        return _edition_verses(arg, split)
     if scheme == "pbc" and arg:
         return _pbc_verses(Path(arg), split)
     if scheme == "text" and arg:
         return [line for line in _read_text(Path(arg), "text source").splitlines() if line.strip()]
-    raise InputError(f"unknown source {spec!r}; use 'bible', 'pbc:PATH' or 'text:PATH'")
+    raise InputError(f"unknown source {spec!r}; use 'bible', 'bible:EDITION', 'pbc:PATH' or "
+                     "'text:PATH'")
+
+
+def _edition_verses(edition: str, split: str) -> list[str]:
+    if edition not in bibles.EDITIONS or bibles.EDITIONS[edition].language != "en":
+        english = ", ".join(f"bible:{e.code} ({e.name})" for e in bibles.EDITIONS.values()
+                            if e.language == "en")
+        raise InputError(f"source bible:{edition}: the lab reads English; use {english}")
+    return list(bibles.verses(edition, _testament(split)).values())
 
 
 class _SentenceEnds(PunktLanguageVars):
@@ -196,8 +216,9 @@ def _sample(spec: str, lang: str, max_bytes: int, seed: int, files: object) -> I
         for doc in stream:
             if size >= max_bytes:
                 return
-            size += len(doc["text"].encode("utf-8"))
-            yield {"text": doc["text"]}
+            text = doc["text"].replace(NUL, "")
+            size += len(text.encode("utf-8"))
+            yield {"text": text}
     except UnicodeDecodeError as e:
         raise InputError(f"source {spec}: the {lang} text is not UTF-8 (byte {e.start}); "
                          "convert it to UTF-8 first") from None
