@@ -43,8 +43,8 @@ class Settings:
 
 
 FULL = Settings(PrepareConfig(), 50, {}, "true", "bf16")
-SMOKE = Settings(PrepareConfig(train_sentences=200, dev_sentences=60, vocab_size=400), 3,
-                 {"epochs": 1, "batch_size": 16}, "false", "bf16")
+SMOKE = Settings(PrepareConfig(train_sentences=200, dev_sentences=60, vocab_size=400), 2,
+                 {"epochs": 1, "batch_size": 32}, "false", "bf16")
 
 
 def sync(device: torch.device) -> None:
