@@ -12,13 +12,14 @@ import click
 import torch
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
-from transformers import BertForMaskedLM
+from transformers import AutoModelForMaskedLM
 
 from entrypoints.common import note_launcher, run_command
 from minimult_ml import figures, tracking
 from minimult_ml.errors import InputError
 from minimult_ml.evaluation import evaluate
 from minimult_ml.experiments import TrainConfig
+from minimult_ml.model import position_embeddings
 from minimult_ml.prepare import Prepared, load
 from minimult_ml.training import CONFIG_FILE
 
@@ -54,6 +55,11 @@ def parse_layers(spec: str) -> list[int]:
         raise InputError(f"layers {spec!r}: give layer numbers like 0,8") from None
 
 
+NO_POSITION_FIGURE = ("position similarity (Figures 5, 8): not applicable; this rel-pos model "
+                      "has no position embeddings, positions enter attention only as offsets "
+                      "between tokens (rotary)")
+
+
 class CheckpointEvaluator:
     """Evaluates checkpoints of one pretrain run and logs each into that run."""
 
@@ -73,7 +79,7 @@ class CheckpointEvaluator:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     def __call__(self, step: int, folder: Path, figures_too: bool) -> dict[str, float]:
-        model = BertForMaskedLM.from_pretrained(folder)
+        model = AutoModelForMaskedLM.from_pretrained(folder)
         if max(self.layers) > model.config.num_hidden_layers or min(self.layers) < 0:
             raise InputError(f"layers {self.layers}: this model has layers 0 (embeddings) to "
                              f"{model.config.num_hidden_layers}")
@@ -93,11 +99,18 @@ class CheckpointEvaluator:
                 title = f"{config.run_name}, step {step}"
                 figures.embedding_pca(word_vectors, self.data.languages.codes,
                                       out / "token_embeddings_pca.png", f"Layer 0: {title}")
-                positions = model.bert.embeddings.position_embeddings.weight.detach()[:256]
-                figures.position_similarity(positions, out / "position_similarity.png",
-                                            f"Position embeddings: {title}")
-                for name in ("token_embeddings_pca.png", "position_similarity.png"):
-                    client.log_artifact(self.run_id, str(out / name), "figures")
+                client.log_artifact(self.run_id, str(out / "token_embeddings_pca.png"), "figures")
+                positions = position_embeddings(model)
+                if positions is None:
+                    # A note where the figure would be: the UI shows why there is none.
+                    artifact = out / "position_similarity.txt"
+                    artifact.write_text(NO_POSITION_FIGURE + "\n")
+                    click.echo(NO_POSITION_FIGURE)
+                else:
+                    figures.position_similarity(positions[:256], out / "position_similarity.png",
+                                                f"Position embeddings: {title}")
+                    artifact = out / "position_similarity.png"
+                client.log_artifact(self.run_id, str(artifact), "figures")
         return scores
 
 

@@ -197,8 +197,8 @@ def data_fingerprints(data_run_id: str) -> dict[str, str]:
 
 def print_registry() -> None:
     click.echo(f"{'ID':>7}  {'exp':45s} size   lr      epochs  masking (mask, keep, random, knn)")
-    for paper_id in [*experiments.PAPER_IDS, *experiments.REAL_IDS]:
-        c = experiments.resolve(paper_id)
+    for exp in [*experiments.PAPER_IDS, *experiments.REAL_IDS, *experiments.EXTENSIONS]:
+        c = experiments.resolve(exp)
         click.echo(f"{c.paper_id:>7}  {c.exp:45s} {c.size:6s} {c.lr:<7g} {c.epochs:<7d} "
                    f"({c.p_mask:g}, {c.p_keep:g}, {c.p_random:g}, {c.p_knn:g})")
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
-from transformers import BertForMaskedLM
+from transformers import PreTrainedModel
 
 from minimult_ml import metrics
 from minimult_ml.data import TokenizedCorpus
@@ -31,7 +31,7 @@ ENGLISH, FAKE = 0, 1
 
 @dataclass(frozen=True)
 class Evaluator:
-    model: BertForMaskedLM
+    model: PreTrainedModel  # a masked LM of `model.build_model`
     config: TrainConfig
     languages: LanguageSet
     device: torch.device
@@ -51,7 +51,7 @@ class Evaluator:
                  lengths: torch.Tensor | None = None) -> list[torch.Tensor]:
         langs = torch.full((len(local),), lang, device=self.device)
         x = build_inputs(local, langs, self.languages, self.inputs, lengths)
-        return hidden_states(self.model.bert, x, layers)
+        return hidden_states(self.model, x, layers)
 
     def _chunks(self, ids: TokenizedCorpus) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Padded local ids and lengths on the device, in chunks of similar length."""
@@ -139,7 +139,7 @@ def _retrieval(task: str, src: torch.Tensor, tgt: torch.Tensor, layer: int) -> d
     return scores
 
 
-def evaluate(model: BertForMaskedLM, config: TrainConfig, languages: LanguageSet,
+def evaluate(model: PreTrainedModel, config: TrainConfig, languages: LanguageSet,
              train: TokenizedCorpus, dev: TokenizedCorpus, layers: Sequence[int] = (0, 8),
              device: torch.device | None = None) -> tuple[dict[str, float], torch.Tensor]:
     """Every number of Table 1 for one checkpoint, and the layer-0 word vectors (Figure 4).

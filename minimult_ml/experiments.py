@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from minimult_ml.errors import InputError
 
 # Canonical order (the paper's way of writing combinations).
-MODIFICATIONS = ("lang-pos", "inv-order", "shift-special", "no-random", "no-parallel",
+MODIFICATIONS = ("lang-pos", "rel-pos", "inv-order", "shift-special", "no-random", "no-parallel",
                  "overparam", "untrained", "knn-replace")
 
 PAPER_IDS: dict[str, tuple[str, ...]] = {
@@ -35,6 +35,9 @@ REAL_IDS: dict[str, tuple[str, ...]] = {
     "0-base": (), "3-base": ("inv-order",), "8-base": ("lang-pos", "shift-special", "no-random"),
     "30-base": ("knn-replace",),
 }
+# Exps beyond the paper: its open hypothesis (§3.2) that relative positions help languages
+# whose word order differs.
+EXTENSIONS = ("rel-pos", "rel-pos;inv-order")
 TRACKS = ("lab", "real")
 # Modifications that only make sense with the lab's parallel English + Fake-English corpus.
 LAB_ONLY = frozenset({"no-parallel", "overparam", "untrained"})
@@ -91,6 +94,7 @@ class TrainConfig:
     # model
     size: str = "small"
     dropout: float = 0.1  # BERT's hidden and attention dropout
+    rel_pos: bool = False  # rel-pos: rotary attention (RoFormer), no absolute positions
     # data and input transforms
     lang_pos: bool = False
     shift_special: bool = False
@@ -151,6 +155,10 @@ class TrainConfig:
              f"precision must be auto, fp32 or bf16, got {self.precision!r}"),
             (self.track in TRACKS, f"track must be lab or real, got {self.track!r}"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
+            (not (self.lang_pos and self.rel_pos),
+             "lang-pos and rel-pos cannot be combined: lang-pos gives each language absolute "
+             "positions of its own, rel-pos has no absolute positions (attention sees only the "
+             "offsets between tokens); drop one of them from the exp"),
             (not self.invert or self.inv_order,
              f"invert={self.invert} names the language inv-order reverses; add inv-order to "
              "the exp"),
@@ -193,6 +201,7 @@ def resolve(exp: str, track: str | None = None, **overrides: object) -> TrainCon
     defaults: dict[str, object] = {
         "track": track,
         "lang_pos": "lang-pos" in mods,
+        "rel_pos": "rel-pos" in mods,
         "shift_special": "shift-special" in mods,
         "inv_order": "inv-order" in mods,
         "no_parallel": "no-parallel" in mods,

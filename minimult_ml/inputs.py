@@ -1,4 +1,4 @@
-"""Per-batch input transforms (paper §2.3–2.4): inv-order, shift-special, lang-pos.
+"""Per-batch input transforms (paper §2.3–2.4): inv-order, shift-special, lang-pos, rel-pos.
 
 A batch arrives as local token ids of one language per row ([CLS] … [SEP], padded) and leaves as
 the tensors BERT reads. Everything is tensor work on the batch's device; training and evaluation
@@ -20,6 +20,7 @@ class InputConfig:
     shift_special: bool = False
     inverted: tuple[int, ...] = ()  # languages whose word order is reversed (inv-order)
     max_length: int = 128  # language k's positions start at k · max_length under lang-pos
+    rel_pos: bool = False  # the model has no absolute positions: no position ids
 
 
 def inversion_index(local_ids: torch.Tensor, lengths: torch.Tensor,
@@ -66,5 +67,8 @@ def build_inputs(local_ids: torch.Tensor, lang: torch.Tensor, languages: Languag
     else:
         position_ids = positions
         token_type_ids = torch.zeros_like(local_ids)
-    return {"input_ids": input_ids, "position_ids": position_ids,
-            "token_type_ids": token_type_ids, "attention_mask": attention_mask.long()}
+    out = {"input_ids": input_ids, "token_type_ids": token_type_ids,
+           "attention_mask": attention_mask.long()}
+    # A rel-pos model has no absolute positions to give (RoFormer's forward would take position
+    # ids into its **kwargs and ignore them): its attention sees the offsets between tokens.
+    return out if config.rel_pos else out | {"position_ids": position_ids}

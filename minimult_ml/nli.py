@@ -29,7 +29,13 @@ import datasets
 import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
-from transformers import BertForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
+from transformers import (
+    AutoModelForSequenceClassification,
+    PreTrainedModel,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 
 from minimult_ml.errors import InputError
 from minimult_ml.inputs import InputConfig, build_inputs
@@ -204,14 +210,14 @@ class _LogTo(TrainerCallback):
 def finetune(checkpoint: Path, tokenizers: Tokenizers, inputs: InputConfig, train: NliExamples,
              config: FinetuneConfig, device: torch.device,
              log: Callable[[dict[str, float], int], None] = lambda metrics, step: None,
-             ) -> BertForSequenceClassification:
-    """BertForSequenceClassification from a pretraining checkpoint, fine-tuned on English NLI
-    with the Hugging Face Trainer (AdamW, linear warmup and decay)."""
+             ) -> PreTrainedModel:
+    """The checkpoint's sequence classifier (BERT's, or RoFormer's under rel-pos), fine-tuned on
+    English NLI with the Hugging Face Trainer (AdamW, linear warmup and decay)."""
     config.validate()
     if "en" not in tokenizers.languages.codes:
         raise InputError(f"the model's languages are {', '.join(tokenizers.languages.codes)}: "
                          "fine-tuning is on English NLI, so English must be one of them")
-    model = BertForSequenceClassification.from_pretrained(checkpoint, num_labels=len(LABELS))
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=len(LABELS))
     cuda = device.type == "cuda"
     with tempfile.TemporaryDirectory() as tmp:
         args = TrainingArguments(
@@ -229,7 +235,7 @@ def finetune(checkpoint: Path, tokenizers: Tokenizers, inputs: InputConfig, trai
 
 
 @torch.inference_mode()
-def predict(model: BertForSequenceClassification, tokenizers: Tokenizers, inputs: InputConfig,
+def predict(model: PreTrainedModel, tokenizers: Tokenizers, inputs: InputConfig,
             code: str, examples: NliExamples, device: torch.device,
             batch_size: int = 128) -> np.ndarray:
     """Predicted label indices for language `code`'s pairs (batched by length)."""
@@ -253,7 +259,7 @@ def confusion(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
     return np.bincount(labels * n + predictions, minlength=n * n).reshape(n, n)
 
 
-def zero_shot(model: BertForSequenceClassification, tokenizers: Tokenizers, inputs: InputConfig,
+def zero_shot(model: PreTrainedModel, tokenizers: Tokenizers, inputs: InputConfig,
               test: dict[str, NliExamples], device: torch.device) -> dict[str, dict]:
     """Per language: accuracy, number of pairs and the confusion matrix ([gold, predicted])."""
     report = {}

@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
-from transformers import BertForMaskedLM, get_linear_schedule_with_warmup
+from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
 from minimult_ml.data import TokenizedCorpus
 from minimult_ml.distributed import Process
@@ -46,7 +46,7 @@ BUCKET = 50  # batches per length-sorting bucket: little padding, still well shu
 def input_config(config: TrainConfig, languages: LanguageSet) -> InputConfig:
     return InputConfig(lang_pos=config.lang_pos, shift_special=config.shift_special,
                        inverted=inverted_languages(config, languages.codes),
-                       max_length=config.max_length)
+                       max_length=config.max_length, rel_pos=config.rel_pos)
 
 
 def masking_config(config: TrainConfig) -> MaskingConfig:
@@ -97,7 +97,7 @@ class TrainResult:
     interrupted: bool = False
 
 
-def save_checkpoint(model: BertForMaskedLM, tokenizers: Tokenizers, config: TrainConfig,
+def save_checkpoint(model: PreTrainedModel, tokenizers: Tokenizers, config: TrainConfig,
                     folder: Path) -> None:
     """A Hugging Face folder: model, tokenizers, language set and the run's training config."""
     model.save_pretrained(folder)
@@ -105,7 +105,7 @@ def save_checkpoint(model: BertForMaskedLM, tokenizers: Tokenizers, config: Trai
     (folder / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
 
 
-def build_optimizer(model: BertForMaskedLM, config: TrainConfig,
+def build_optimizer(model: PreTrainedModel, config: TrainConfig,
                     device: torch.device) -> torch.optim.AdamW:
     """AdamW with weight decay on the weight matrices only (not biases, not LayerNorm), as BERT;
     one fused kernel per parameter group on CUDA."""
@@ -134,7 +134,7 @@ class TrainingState:
     the step's checkpoint folder), the optimizer and schedule, the masking generator (the same in
     every process), the global RNG that draws dropout, and the step."""
 
-    model: BertForMaskedLM
+    model: PreTrainedModel
     optimizer: torch.optim.AdamW
     scheduler: torch.optim.lr_scheduler.LambdaLR
     generator: torch.Generator
@@ -144,7 +144,8 @@ class TrainingState:
     def start(cls, config: TrainConfig, languages: LanguageSet, total_steps: int,
               device: torch.device, rank: int = 0) -> TrainingState:
         model = build_model(config.size, languages.vocab_size, len(languages),
-                            config.max_length, config.seed, config.dropout).to(device)
+                            config.max_length, config.seed, config.dropout,
+                            config.rel_pos).to(device)
         optimizer = build_optimizer(model, config, device)
         scheduler = get_linear_schedule_with_warmup(optimizer, config.warmup_steps, total_steps)
         generator = torch.Generator(device).manual_seed(config.seed)
@@ -170,7 +171,7 @@ class TrainingState:
         """Continue from out/STATE_FILE and the checkpoint folder it names."""
         state = torch.load(out / STATE_FILE, weights_only=False)
         self.step = state["step"]
-        weights = BertForMaskedLM.from_pretrained(self.checkpoint_folder(out)).state_dict()
+        weights = type(self.model).from_pretrained(self.checkpoint_folder(out)).state_dict()
         self.model.load_state_dict(weights)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

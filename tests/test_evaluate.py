@@ -43,7 +43,7 @@ def _reference_sentences(model, config, data, n: int, layer: int) -> tuple[float
         for lang in (0, 1):
             x = inputs.build_inputs(ids, torch.tensor([lang]), data.languages, cfg)
             with torch.no_grad():
-                h = model.bert(**x, output_hidden_states=True).hidden_states[layer][0]
+                h = model.base_model(**x, output_hidden_states=True).hidden_states[layer][0]
             vecs[lang] = h[1:-1]  # no [CLS], no [SEP]
             pooled[lang].append(vecs[lang].mean(0))
         m = len(vecs[0])
@@ -64,28 +64,38 @@ def _reference_sentences(model, config, data, n: int, layer: int) -> tuple[float
     return 2 * p * r / (p + r) if p + r else 0.0, hits / (2 * n)
 
 
-def test_hidden_states_stop_at_the_highest_layer_and_equal_the_full_forward(data) -> None:
-    config = experiments.resolve("9")  # lang-pos, inv-order, shift-special: every input tensor
-    model = build_model("small", data.languages.vocab_size, 2, seed=3).eval()
+# Exp 9 (lang-pos, inv-order, shift-special) has every input tensor; rel-pos is RoFormer.
+@pytest.mark.parametrize("exp", ["9", "rel-pos;inv-order;shift-special"])
+def test_hidden_states_stop_at_the_highest_layer_and_equal_the_full_forward(exp: str,
+                                                                            data) -> None:
+    config = experiments.resolve(exp)
+    model = build_model("small", data.languages.vocab_size, 2, seed=3,
+                        rel_pos=config.rel_pos).eval()
     lang = torch.tensor([0, 1] * 8)
     x = inputs.build_inputs(data.dev.padded()[:16], lang, data.languages,
                             training.input_config(config, data.languages))
     assert x["attention_mask"].min() == 0  # padded rows: the mask path is exercised
     with torch.no_grad():
-        full = model.bert(**x, output_hidden_states=True).hidden_states
+        full = model.base_model(**x, output_hidden_states=True).hidden_states
         calls = []
-        hook = model.bert.encoder.layer[5].register_forward_hook(lambda *a: calls.append(1))
-        ours = hidden_states(model.bert, x, [0, 2, 4])
-        hook.remove()
-    assert not calls  # block 6 never ran: nothing above layer 4 was computed
-    for layer, h in zip([0, 2, 4], ours, strict=True):
+        blocks = model.base_model.encoder.layer
+        hooks = [block.register_forward_hook(lambda *a, i=i: calls.append(i))
+                 for i, block in enumerate(blocks)]
+        ours = hidden_states(model, x, [4, 0, 2])
+        top = hidden_states(model, x, [12])
+        for hook in hooks:
+            hook.remove()
+    # Blocks 1–4 ran for layers ≤ 4, then all twelve for layer 12: nothing more.
+    assert calls == [0, 1, 2, 3, *range(12)]
+    for layer, h in zip([4, 0, 2, 12], [*ours, *top], strict=True):
         torch.testing.assert_close(h, full[layer], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("paper_id", ["0", "9"])
-def test_batched_pipeline_equals_a_per_sentence_loop(paper_id: str, data) -> None:
-    config = experiments.resolve(paper_id)
-    model = build_model("small", data.languages.vocab_size, 2, seed=3).eval()
+@pytest.mark.parametrize("exp", ["0", "9", "rel-pos;inv-order"])
+def test_batched_pipeline_equals_a_per_sentence_loop(exp: str, data) -> None:
+    config = experiments.resolve(exp)
+    model = build_model("small", data.languages.vocab_size, 2, seed=3,
+                        rel_pos=config.rel_pos).eval()
     n = 15
     evaluator = Evaluator(model, config, data.languages, CPU, batch_size=7)
     scores = evaluator.sentences(data.dev.head(n), [0, 8])
