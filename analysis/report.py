@@ -4,6 +4,7 @@ and write them into a folder (Markdown, LaTeX, CSV, PNG) that becomes an analysi
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from mlflow.tracking import MlflowClient
 from analysis import render
 from analysis.runs import pretrain_runs, search
 from analysis.tables import (
+    TABLE1_IDS,
+    TABLE2_IDS,
     ExpGroup,
     Table,
     group_runs,
@@ -28,11 +31,18 @@ from minimult_ml import figures, tracking
 from minimult_ml.errors import InputError
 
 TABLES = (1, 2, 3, 4)
-# Figures 6–7: the μ components and the perplexities over training steps.
-CURVES = {"multilinguality": {"μ": "mult_score", "τ L0": "translation_p1/L0",
-                              "τ L8": "translation_p1/L8", "ρ L0": "retrieval_p1/L0",
-                              "ρ L8": "retrieval_p1/L8"},
-          "perplexity": {"train": "ppl/train", "dev": "ppl/dev"}}
+# Figures 6–7, one panel per Table 1 column: μ and the perplexities, then layers 0 and 8.
+CURVES = {"mult_score": ("μ", "multilinguality score μ"),
+          "ppl/train": ("perplexity, train", "perplexity (log scale)"),
+          "ppl/dev": ("perplexity, dev", "perplexity (log scale)"),
+          "align_f1/L0": ("layer 0: alignment", "alignment F1"),
+          "retrieval_p1/L0": ("layer 0: retrieval ρ", "precision@1"),
+          "translation_p1/L0": ("layer 0: translation τ", "precision@1"),
+          "align_f1/L8": ("layer 8: alignment", "alignment F1"),
+          "retrieval_p1/L8": ("layer 8: retrieval ρ", "precision@1"),
+          "translation_p1/L8": ("layer 8: translation τ", "precision@1")}
+PERPLEXITIES = ("ppl/train", "ppl/dev")  # drawn on one logarithmic scale
+CURVES_FILE = "curves.png"
 
 
 def check_experiment(name: str) -> None:
@@ -59,38 +69,41 @@ def newest_kendall_tau(experiments: list[str]) -> tuple[Run | None, dict[str, fl
                  if row.get("accuracy") is not None}
 
 
-def curve_name(row_id: str) -> str:
-    return "curves_" + "".join(ch if ch.isalnum() or ch in "-." else "+" for ch in row_id)
+def draw_curves(groups: dict[str, ExpGroup], path: Path) -> Path | None:
+    """Figures 6–7 for every exp with evaluated runs, overlaid on shared scales: one panel per
+    Table 1 metric over the training steps, one line per exp (mean ± std over its seeds). None
+    when no exp has an evaluated run."""
+    order = {row_id: n for n, row_id in enumerate(dict.fromkeys(TABLE1_IDS + TABLE2_IDS))}
+    drawn = sorted((g for g in groups.values() if g.chosen),  # in the tables' row order
+                   key=lambda g: order.get(row_key(g), len(order)))
+    if not drawn:
+        return None
 
-
-def draw_curves(groups: dict[str, ExpGroup], folder: Path) -> list[Path]:
-    """One PNG per exp with evaluated runs: Figure 6 is rows 0 and 15, Figure 7 row 30."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for group in groups.values():
-        if not group.chosen:
-            continue
-        panels = {panel: {label: [run.history.get(key, {}) for run in group.chosen]
-                          for label, key in series.items()}
-                  for panel, series in CURVES.items()}
-        path = folder / f"{curve_name(row_key(group))}.png"
+    def label(group: ExpGroup) -> str:
         n = len(group.chosen)
-        figures.training_curves(panels, path, f"{row_key(group)} {group.exp}: mean ± std over "
-                                f"{n} seed{'s' * (n > 1)}", log_scale=("perplexity",))
-        written.append(path)
-    return written
+        name = row_key(group) + ("" if group.paper_id == "x" else f" {group.exp}")
+        return f"{name} ({n} seed{'s' * (n > 1)})"
+
+    panels = {title: {label(g): [run.history.get(key, {}) for run in g.chosen] for g in drawn}
+              for key, (title, _) in CURVES.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figures.training_curves(panels, path, "Multilinguality and perplexity over training "
+                            "(mean ± std over seeds)",
+                            ylabels={title: ylabel for title, ylabel in CURVES.values()},
+                            log_scale=[CURVES[key][0] for key in PERPLEXITIES])
+    return path
 
 
 def build(tables: Sequence[int], experiment: str, real_experiment: str, out: Path) -> str:
-    """Write table<N>.md/.tex/.csv, tables.md and figures/curves_<ID>.png into `out`; returns
-    the Markdown of all tables."""
+    """Write table<N>.md/.tex/.csv, tables.md and figures/curves.png into `out`; returns the
+    tables as terminal text (100 columns)."""
     built: list[Table] = []
     if {1, 2} & set(tables):
         check_experiment(experiment)
         groups = group_runs(pretrain_runs([experiment]))
         built += [table1(groups)] if 1 in tables else []
         built += [table2(groups)] if 2 in tables else []
-        draw_curves(groups, out / "figures")
+        draw_curves(groups, out / "figures" / CURVES_FILE)
     if 3 in tables:
         built.append(table3(search([real_experiment], "xnli"), real_experiment))
     if 4 in tables:
@@ -99,8 +112,10 @@ def build(tables: Sequence[int], experiment: str, real_experiment: str, out: Pat
         (out / f"{table.name}.md").write_text(render.markdown(table), encoding="utf-8")
         (out / f"{table.name}.tex").write_text(render.latex(table), encoding="utf-8")
         (out / f"{table.name}.csv").write_text(render.csv_text(table), encoding="utf-8")
-    text = (f"## minimult-ml analysis: experiment {experiment} (Tables 1–2, 4), "
-            f"{real_experiment} (Tables 3–4) on {mlflow.get_tracking_uri()}\n\n"
-            + "\n".join(render.markdown(t) for t in built))
-    (out / "tables.md").write_text(text, encoding="utf-8")
-    return text
+    source = (f"minimult-ml analysis: experiment {experiment} (Tables 1–2, 4), "
+              f"{real_experiment} (Tables 3–4) on {mlflow.get_tracking_uri()}")
+    (out / "tables.md").write_text(f"## {source}\n\n" + "\n".join(map(render.markdown, built)),
+                                   encoding="utf-8")
+    return "\n".join([textwrap.fill(source, render.TERMINAL_WIDTH, break_long_words=False,
+                                    break_on_hyphens=False), "",
+                      *map(render.terminal, built)])

@@ -18,7 +18,7 @@ from scipy.stats import ttest_ind
 
 from analysis import paper
 from analysis.runs import TABLE_METRICS, PretrainRun
-from minimult_ml import wordorder
+from minimult_ml import experiments, wordorder
 
 TABLE1_IDS = tuple(paper.rows("table1"))
 TABLE2_IDS = tuple(paper.rows("table2"))
@@ -74,6 +74,7 @@ class Table:
     rows: list[Row]
     notes: list[str] = field(default_factory=list)
     welch: bool = False
+    warning: str = ""  # printed under the title: why these numbers cannot match the paper's
 
 
 # --- Tables 1 and 2: pretrain runs ------------------------------------------------------------
@@ -151,6 +152,30 @@ def row_key(group: ExpGroup) -> str:
     return group.exp if group.paper_id == "x" else group.paper_id
 
 
+def shortened(group: ExpGroup) -> str:
+    """How much shorter than the paper's the group's runs trained ("" when as long)."""
+    params = group.chosen[0].run.data.params
+    paper_epochs = experiments.resolve(group.exp).epochs
+    epochs, max_steps = int(params.get("epochs", paper_epochs)), int(params.get("max_steps", 0))
+    parts = [f"{epochs} of the paper's {paper_epochs} epochs"] if epochs < paper_epochs else []
+    parts += [f"stopped at step {max_steps}"] if max_steps > 0 else []
+    return ", ".join(parts)
+
+
+def schedule_warning(groups: Sequence[ExpGroup]) -> str:
+    """A warning naming the rows trained on a smoke-sized schedule, "" when there are none."""
+    rows: dict[str, list[str]] = {}
+    for group in groups:
+        if group.chosen and (how := shortened(group)):
+            rows.setdefault(how, []).append(row_key(group))
+    if not rows:
+        return ""
+    which = "; ".join(f"row{'s' * (len(ids) > 1)} {', '.join(ids)}: {how}"
+                      for how, ids in rows.items())
+    return (f"Smoke-sized schedule ({which}): these numbers cannot match the paper's. "
+            "`mlflow run . -e main -P profile=paper` trains its schedule.")
+
+
 def pretrain_table(name: str, title: str, ids: Sequence[str], by_id: dict[str, ExpGroup],
                    paper_table: str, only_with_runs: bool) -> Table:
     published = paper.rows(paper_table)
@@ -174,8 +199,10 @@ def pretrain_table(name: str, title: str, ids: Sequence[str], by_id: dict[str, E
             row.test = "reference"
         rows.append(row)
     notes = [f"Paper rows without runs: {', '.join(without)}."] if without else []
-    notes.append("Cells: ours mean ± sample std over seeds (paper's in brackets); n = seeds.")
-    return Table(name, title, TABLE1_COLUMNS, rows, notes, welch=True)
+    notes.append("Cells: mean ± sample std over the row's n seeds, and the paper's published "
+                 "values.")
+    warning = schedule_warning([by_id[row.id] for row in rows if row.id in by_id])
+    return Table(name, title, TABLE1_COLUMNS, rows, notes, welch=True, warning=warning)
 
 
 def table1(groups: dict[str, ExpGroup]) -> Table:

@@ -11,7 +11,7 @@ import mlflow
 
 from analysis import report
 from entrypoints.common import run_command, start_run
-from minimult_ml import tracking
+from minimult_ml import tracking, ui
 from minimult_ml.errors import InputError
 
 REAL_EXPERIMENT = "minimult-real"
@@ -47,8 +47,9 @@ def command(tables: str, experiment: str, real_experiment: str) -> None:
                        experiment=experiment) as run:
             mlflow.log_artifacts(tmp)
     click.echo(text)
-    click.echo(f"analysis: finished run {run.info.run_id} in experiment {experiment}; its "
+    click.echo(f"analysis: finished run {run.info.run_id} in experiment {experiment};\nits "
                "artifacts hold the tables as Markdown, LaTeX and CSV, and figures/")
+    click.echo(ui.where_to_look(experiment))
 
 
 if __name__ == "__main__":

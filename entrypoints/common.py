@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import click
@@ -10,21 +11,37 @@ import mlflow
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID as PARENT_RUN_ID
 
-from minimult_ml import tracking
+from minimult_ml import store, tracking
 from minimult_ml.errors import InputError
 
 
 def run_command(command: click.Command, args: list[str] | None = None) -> None:
-    """Run a click command; bad input (ours or click's) is one line on stderr and exit code 2."""
+    """Run a click command; bad input (ours or click's) is one line on stderr and exit code 2.
+
+    SIGTERM (what a cluster sends before it evicts a pod) stops a step like Ctrl-C: pretrain
+    writes its last checkpoint and leaves its run KILLED, resumable; the exit code is 128 + the
+    signal's number, as a shell's.
+    """
+    # MLflow prints an experiment address after every run on a server, and MLflow 3's UI opens
+    # that on its GenAI page; `analysis` prints the runs table's instead (minimult_ml.ui).
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    received = []
+
+    def terminate(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         command.main(args, standalone_mode=False)
     except (InputError, click.ClickException) as e:
         message = e.format_message() if isinstance(e, click.ClickException) else str(e)
+        store.note_refusal(message)
         click.echo(f"error: {message}", err=True)
         sys.exit(2)
-    except click.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+    except click.Abort as e:
+        click.echo(str(e) or "aborted", err=True)
+        sys.exit(128 + (received[0] if received else signal.SIGINT))
 
 
 def start_run(name: str, tags: dict[str, str], own_launcher: bool,
@@ -41,14 +58,15 @@ def start_run(name: str, tags: dict[str, str], own_launcher: bool,
     stay under the workflow's run), and the launcher (when it launched this step: own_launcher)
     gets a note pointing at it.
     """
-    experiment = mlflow.set_experiment(experiment or tracking.experiment_name())
+    experiment = store.experiment(experiment or tracking.experiment_name())
     client = MlflowClient()
     launcher = os.environ.get("MLFLOW_RUN_ID")
     given = client.get_run(launcher) if launcher else None
     parent = given.data.tags.get(PARENT_RUN_ID) if given else None
     if parent and given.info.experiment_id == experiment.experiment_id:
         tags = tags | {PARENT_RUN_ID: parent}
-    run = client.create_run(experiment.experiment_id, run_name=name, tags=tags)
+    run = client.create_run(experiment.experiment_id, run_name=name,
+                            tags=tags | store.owner_tags())
     if own_launcher:
         note_launcher(f"The {tags['step']} run is {run.info.run_id} in experiment "
                       f"{experiment.name}.", run.info.run_id)

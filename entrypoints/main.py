@@ -14,7 +14,7 @@ import mlflow
 from analysis import reproduction
 from entrypoints.common import run_command, start_run
 from minimult_ml import experiments, tracking
-from minimult_ml.errors import InputError
+from minimult_ml.errors import InputError, check_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,9 +28,12 @@ def parse_list(spec: str, what: str) -> list[str]:
 
 def parse_seeds(spec: str) -> list[int]:
     try:
-        return [int(s) for s in parse_list(spec, "seeds")]
+        seeds = [int(s) for s in parse_list(spec, "seeds")]
     except ValueError:
         raise InputError(f"seeds {spec!r}: give integers like 0,42,43") from None
+    for seed in seeds:
+        check_seed(seed, f"seeds {spec!r}: seed {seed}")
+    return seeds
 
 
 @click.command("main")

@@ -12,7 +12,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from entrypoints.common import OPTIONAL_FLOAT, OPTIONAL_INT, note_launcher, run_command, start_run
-from minimult_ml import tracking
+from minimult_ml import store, tracking
 from minimult_ml.prepare import LAB_LANGUAGES, PrepareConfig, prepare
 
 
@@ -44,12 +44,24 @@ def get_or_run(config: PrepareConfig, force: bool = False, own_launcher: bool = 
     config.validate()
     experiment = experiment_of("lab" if config.is_lab else "real")
     params = dataclasses.asdict(config)
-    if not force and (found := tracking.find_run("prepare", params, experiment)):
-        run_id = found.info.run_id
-        click.echo(f"prepare: reusing finished run {run_id} (force=true builds anew)")
-        if own_launcher:
-            note_launcher(f"Reused the finished prepare run {run_id}.", run_id)
-        return run_id
+    store.check_experiment(experiment)
+    # Two processes wanting the same data at once: the second waits, then reuses the first's run.
+    with store.exclusive(f"prepare {params}", waiting=lambda: click.echo(
+            "prepare: another process is preparing the same data; waiting for it")):
+        store.end_orphans(tracking.find_runs("prepare", params, experiment, finished=False))
+        if not force and (found := tracking.find_run("prepare", params, experiment)):
+            run_id = found.info.run_id
+            click.echo(f"prepare: reusing finished run {run_id} (force=true builds anew)")
+            if own_launcher:
+                note_launcher(f"Reused the finished prepare run {run_id}.", run_id)
+            return run_id
+        run = _build(config, params, experiment, own_launcher)
+    click.echo(f"prepare: finished run {run.info.run_id}")
+    return run.info.run_id
+
+
+def _build(config: PrepareConfig, params: dict[str, object], experiment: str,
+           own_launcher: bool) -> mlflow.ActiveRun:
     # Build everything before the run exists, so bad input leaves no half-written run behind.
     with tempfile.TemporaryDirectory() as tmp:
         summary = prepare(config, Path(tmp))
@@ -61,8 +73,7 @@ def get_or_run(config: PrepareConfig, force: bool = False, own_launcher: bool = 
             mlflow.log_metrics(_flatten({split: stats[split] for split in ("train", "dev")})
                                | {"vocab_size": stats["vocab_size"]})
             mlflow.log_artifacts(tmp)
-    click.echo(f"prepare: finished run {run.info.run_id}")
-    return run.info.run_id
+    return run
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, float]:

@@ -3,7 +3,10 @@ with `torchrun --nproc-per-node N -m entrypoints.pretrain …` (DDP, the same ef
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,17 +14,18 @@ import click
 import mlflow
 import torch
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from entrypoints import knn_space
 from entrypoints import prepare as prepare_entry
 from entrypoints.common import OPTIONAL_FLOAT, OPTIONAL_INT, note_launcher, run_command, start_run
 from entrypoints.evaluate import CheckpointEvaluator, summary
-from minimult_ml import distributed, experiments, tracking
+from minimult_ml import distributed, experiments, store, tracking
 from minimult_ml.errors import InputError
 from minimult_ml.experiments import TrainConfig
 from minimult_ml.prepare import load
-from minimult_ml.training import STATE_FILE, train
+from minimult_ml.training import CONFIG_FILE, STATE_FILE, train
 
 EVAL_DEV_SENTENCES = 10_000
 RESUME_TAG = "resume_step"  # set once a checkpoint and its resume state are both logged
@@ -49,11 +53,57 @@ def run_params(config: TrainConfig, data_run_id: str, knn_run_id: str) -> dict[s
 
 def unfinished_run(params: dict[str, object], experiment: str) -> Run | None:
     """The newest killed, failed or still-"running" pretrain run with these params that has a
-    resume state to continue from."""
-    for run in tracking.find_runs("pretrain", params, experiment, finished=False):
-        if RESUME_TAG in run.data.tags:
+    resume state to continue from (on the server, or kept on this machine). Runs whose process
+    died are marked KILLED; one whose process still trains cannot be resumed twice."""
+    runs = tracking.find_runs("pretrain", params, experiment, finished=False)
+    alive = {run.info.run_id for run in store.end_orphans(runs)}
+    for run in runs:
+        if RESUME_TAG in run.data.tags or local_state_step(run.info.run_id) is not None:
+            if run.info.run_id in alive:
+                tags = run.data.tags
+                raise InputError(f"run {run.info.run_id} with these parameters is still training "
+                                 f"(process {tags.get(store.PID_TAG, '?').split(':')[0]} on "
+                                 f"{tags.get(store.HOST_TAG, 'another host')}); wait for it, or "
+                                 "stop it and resume")
             return run
     return None
+
+
+def state_folder(run_id: str) -> Path:
+    """Where rank 0 keeps a run's checkpoints and resume state while it trains. Kept when the
+    run stops unfinished (Ctrl-C, SIGTERM, its tracking server gone), so `resume` continues from
+    it even when the server never got the last checkpoint; removed once the run finishes.
+    MINIMULT_STATE_DIR moves them (default: ~/.cache/minimult/runs)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(os.environ.get("MINIMULT_STATE_DIR") or cache / "minimult" / "runs") / run_id
+
+
+def local_state_step(run_id: str) -> int | None:
+    """The step of the resume state kept on this machine, when it and its checkpoint are whole
+    (a checkpoint folder is complete once its training config is written, last)."""
+    state = state_folder(run_id) / STATE_FILE
+    if not state.is_file():
+        return None
+    step = torch.load(state, weights_only=False, map_location="cpu")["step"]
+    complete = (state.parent / "checkpoints" / f"step-{step}" / CONFIG_FILE).is_file()
+    return step if complete else None
+
+
+def sync_resume_state(run: Run) -> None:
+    """Before resuming: a resume state kept here that the server lacks (it went away before it
+    got it) is logged, so every process and machine resumes from the same step; one older than
+    the server's is dropped."""
+    run_id, local = run.info.run_id, local_state_step(run.info.run_id)
+    logged = int(run.data.tags.get(RESUME_TAG, -1))
+    if local is None or local < logged:
+        shutil.rmtree(state_folder(run_id), ignore_errors=True)
+    elif local > logged:
+        client = MlflowClient()
+        folder = state_folder(run_id)
+        client.log_artifacts(run_id, str(folder / "checkpoints" / f"step-{local}"),
+                             f"checkpoints/step-{local}")
+        client.log_artifact(run_id, str(folder / STATE_FILE))
+        client.set_tag(run_id, RESUME_TAG, str(local))
 
 
 def fetch_resume_state(run_id: str, out: Path) -> None:
@@ -98,13 +148,19 @@ def plan(exp: str, overrides: dict[str, object], data_run_id: str | None, resume
         knn_run_id = knn_space.knn_run(knn_run_id, data_run_id, config.knn_k)
     params = run_params(config, data_run_id, knn_run_id)
     experiment = prepare_entry.experiment_of(track)
-    previous = unfinished_run(params, experiment) if resume else None
+    if resume:
+        previous = unfinished_run(params, experiment)
+    else:  # a new run; the killed ones with these parameters are marked so
+        store.end_orphans(tracking.find_runs("pretrain", params, experiment, finished=False))
+        previous = None
     if previous is not None:
         click.echo(f"pretrain: resuming run {previous.info.run_id}")
         if own_launcher:
             note_launcher(f"Resumed the unfinished pretrain run {previous.info.run_id}.",
                           previous.info.run_id)
+        sync_resume_state(previous)
         mlflow.start_run(run_id=previous.info.run_id)  # RUNNING again
+        mlflow.set_tags(store.owner_tags())  # this process trains it now
         history = MlflowClient().get_metric_history(previous.info.run_id, "loss/train")
         return Plan(config, data_run_id, knn_run_id, previous.info.run_id, True,
                     max((m.step for m in history), default=0))
@@ -134,11 +190,27 @@ def pretrain(exp: str, overrides: dict[str, object], data_run_id: str | None, re
         try:
             return _train(the_plan, process, eval_every)
         except BaseException as e:
-            if process.main:  # Ctrl-C left a last checkpoint: KILLED, resumable; else FAILED
-                mlflow.end_run("KILLED" if isinstance(e, click.Abort) else "FAILED")
+            if process.main:
+                _end_unfinished(e, the_plan)
             raise
     finally:
         distributed.stop(process)
+
+
+def _end_unfinished(error: BaseException, plan: Plan) -> None:
+    """Ctrl-C or SIGTERM left a last checkpoint: the run is KILLED, resumable. A tracking server
+    that went away cannot be told anything: one line says how to continue once it is back.
+    Anything else: FAILED."""
+    if reason := store.server_gone():
+        with contextlib.suppress(MlflowException):  # fails at once now; clears the active run
+            mlflow.end_run("FAILED")
+        raise InputError(
+            f"tracking server {mlflow.get_tracking_uri()} became unreachable ({reason}) while "
+            f"run {plan.run_id} was training; its training state is kept in "
+            f"{state_folder(plan.run_id)}: once the server is back, run the same command with "
+            "resume=true") from None
+    interrupted = isinstance(error, click.Abort | KeyboardInterrupt)
+    mlflow.end_run("KILLED" if interrupted else "FAILED")
 
 
 def _train(plan: Plan, process: distributed.Process, eval_every: int) -> str:
@@ -169,8 +241,8 @@ def _train(plan: Plan, process: distributed.Process, eval_every: int) -> str:
         evaluated.add(step)
 
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        if plan.resumed:
+        out = state_folder(plan.run_id) if process.main else Path(tmp)
+        if plan.resumed and not (out / STATE_FILE).is_file():
             fetch_resume_state(plan.run_id, out)
         knn_table = knn_space.load_table(plan.knn_run_id) if plan.knn_run_id else None
         result = train(config, data.train, data.tokenizers, out, device=process.device,
@@ -182,9 +254,11 @@ def _train(plan: Plan, process: distributed.Process, eval_every: int) -> str:
             if eval_every and result.step not in evaluated:
                 evaluate_checkpoint(result.step, final)
     if result.interrupted:
-        raise click.Abort()
+        raise click.Abort(f"pretrain: stopped at step {result.step}; run {plan.run_id} is KILLED "
+                          "with its last checkpoint: continue it with resume=true")
     if process.main:
         mlflow.end_run("FINISHED")
+        shutil.rmtree(state_folder(plan.run_id), ignore_errors=True)
         click.echo(f"pretrain: finished run {plan.run_id} ({config.run_name}, "
                    f"{result.step} steps, final loss {result.final_loss:.4f})")
     return plan.run_id

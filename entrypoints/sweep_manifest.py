@@ -10,7 +10,7 @@ import click
 
 from entrypoints.common import run_command
 from minimult_ml.errors import InputError
-from minimult_ml.sweep import PRETRAIN_PARAMS, Sweep, manifests, to_yaml
+from minimult_ml.kubernetes import PRETRAIN_PARAMS, Sweep, manifests, to_yaml
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -46,12 +46,15 @@ def write(text: str, output: Path) -> None:
 @click.option("--seeds", required=True, help="Comma-separated seeds, e.g. 0,42,43,100,101.")
 @click.option("--image", required=True, help="The project's image with a tag or digest.")
 @click.option("--tracking-uri", default="",
-              help="The server's URL (default: MLFLOW_TRACKING_URI from the Secret).")
+              help="The server's URL, without credentials (default: MLFLOW_TRACKING_URI from "
+                   "the Secret).")
 @click.option("--secret", default="minimult-tracking", show_default=True,
               help="Secret holding MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME and "
                    "MLFLOW_TRACKING_PASSWORD.")
 @click.option("--name", default="minimult-sweep", show_default=True, help="The Job's name.")
 @click.option("--gpus", type=int, default=1, show_default=True, help="GPUs per pod.")
+@click.option("--cpu", default="4", show_default=True, help="CPUs each pod requests.")
+@click.option("--memory", default="16Gi", show_default=True, help="Memory each pod requests.")
 @click.option("--eval-every", type=int, default=1000, show_default=True,
               help="Evaluate checkpoints at multiples of N steps, and the last.")
 @click.option("--parallelism", type=int, default=0, help="Pods running at once (0 = all).")
@@ -60,14 +63,14 @@ def write(text: str, output: Path) -> None:
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the manifest here instead of printing it.")
 def command(exps: str, seeds: str, image: str, tracking_uri: str, secret: str, name: str,
-            gpus: int, eval_every: int, parallelism: int, params: tuple[str, ...],
-            output: Path | None) -> None:
+            gpus: int, cpu: str, memory: str, eval_every: int, parallelism: int,
+            params: tuple[str, ...], output: Path | None) -> None:
     """Print the Kubernetes Jobs of a sweep: one GPU pod per exp × seed (an Indexed Job),
     created suspended behind a preparation Job; see the README."""
     sweep = Sweep.build([e for e in exps.split(",") if e.strip()], parse_seeds(seeds), image,
                         parse_params(params), name=name, secret=secret,
-                        tracking_uri=tracking_uri, gpus=gpus, eval_every=eval_every,
-                        parallelism=parallelism)
+                        tracking_uri=tracking_uri, gpus=gpus, cpu=cpu, memory=memory,
+                        eval_every=eval_every, parallelism=parallelism)
     docs = manifests(sweep)
     text = to_yaml(docs)
     if output is None:

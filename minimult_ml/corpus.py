@@ -37,6 +37,9 @@ OLD_TESTAMENT = range(1, 40)
 # straight " and its apostrophes as `, so those go too (like ’ in the paper's corpus).
 _REMOVE = re.compile(r"[”’‘“()\[\]\"`]")
 _SPACES = re.compile(r"\s+")
+# NUL is valid UTF-8 but never text: a file padded with it (or made of it) would otherwise pass
+# as sentences that tokenize to nothing.
+NUL = "\0"
 
 
 def clean(text: str) -> str:
@@ -61,7 +64,7 @@ def _read_text(path: Path, what: str) -> str:
     if not path.is_file():
         raise InputError(f"{what}: no such file {path}; give the path of an existing file")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8").replace(NUL, "")
     except UnicodeDecodeError as e:
         raise InputError(f"{what}: {path} is not UTF-8 text (byte {e.start}); "
                           "convert it to UTF-8 first") from None
@@ -196,8 +199,9 @@ def _sample(spec: str, lang: str, max_bytes: int, seed: int, files: object) -> I
         for doc in stream:
             if size >= max_bytes:
                 return
-            size += len(doc["text"].encode("utf-8"))
-            yield {"text": doc["text"]}
+            text = doc["text"].replace(NUL, "")
+            size += len(text.encode("utf-8"))
+            yield {"text": text}
     except UnicodeDecodeError as e:
         raise InputError(f"source {spec}: the {lang} text is not UTF-8 (byte {e.start}); "
                          "convert it to UTF-8 first") from None

@@ -45,6 +45,7 @@ from fasttext.FastText import _FastText, unsupervised_default
 from torch import Tensor
 
 from minimult_ml.data import TokenizedCorpus
+from minimult_ml.errors import check_seed
 from minimult_ml.languages import NUM_SPECIAL
 from minimult_ml.prepare import Prepared
 from minimult_ml.threads import single_threaded
@@ -60,8 +61,17 @@ from minimult_ml.threads import single_threaded
 # not reproducible, and it can diverge to NaN. A fresh 2.4 GB matrix is fresh zeroed pages, but
 # the child makes every size safe. The Python wrapper also refuses fastText's `seed` argument,
 # so the child sets it itself.
+#
+# The child dies with its parent (a `kill -9` of knn-space must not leave fastText running for
+# minutes): on Linux the kernel sends it SIGKILL when the thread that started it ends
+# (PR_SET_PDEATHSIG); checking the parent afterwards covers a parent that died before that.
 _TRAIN_IN_CHILD = """
-import json, sys, fasttext_pybind
+import ctypes, json, os, signal, sys
+if sys.platform == "linux":
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != int(sys.argv[3]):
+        os._exit(1)
+import fasttext_pybind
 from fasttext.FastText import _FastText, _build_args
 params = json.loads(sys.argv[1])
 args = _build_args(params, set(params))
@@ -98,7 +108,7 @@ def train_fasttext(sentences: Iterable[Sequence[str]], dim: int = 300, epoch: in
             raise ValueError("train_fasttext: the corpus has no tokens")
         model_path = str(Path(tmp) / "model.bin")
         child = subprocess.run([sys.executable, "-c", _TRAIN_IN_CHILD, json.dumps(params),
-                                model_path], capture_output=True, text=True,
+                                model_path, str(os.getpid())], capture_output=True, text=True,
                                env={**os.environ, "MALLOC_PERTURB_": "255"})
         if child.returncode:
             raise RuntimeError(f"fastText training failed: {child.stderr.strip()[-2000:]}")
@@ -313,6 +323,7 @@ class KnnSpaceConfig:
     threads: int = 1  # per fastText model: 1 is bit-for-bit reproducible, more are faster
 
     def validate(self) -> None:
+        check_seed(self.seed)
         for name in ("k", "dim", "epoch", "bucket", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"knn space: {name} must be ≥ 1, got {getattr(self, name)}")

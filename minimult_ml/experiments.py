@@ -15,7 +15,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from minimult_ml.errors import InputError
+from minimult_ml.errors import InputError, check_seed
 
 # Canonical order (the paper's way of writing combinations).
 MODIFICATIONS = ("lang-pos", "rel-pos", "inv-order", "shift-special", "no-random", "no-parallel",
@@ -130,6 +130,7 @@ class TrainConfig:
         return parse(self.exp)
 
     def validate(self) -> None:
+        check_seed(self.seed)
         checks = [
             (self.epochs > 0, f"epochs must be positive, got {self.epochs}"),
             (self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}"),

@@ -37,7 +37,7 @@ from transformers import (
     TrainingArguments,
 )
 
-from minimult_ml.errors import InputError
+from minimult_ml.errors import InputError, check_seed
 from minimult_ml.inputs import InputConfig, build_inputs
 from minimult_ml.languages import PAD
 from minimult_ml.parallel import read_tsv
@@ -191,6 +191,7 @@ class FinetuneConfig:
     log_every: int = 50
 
     def validate(self) -> None:
+        check_seed(self.seed)
         if not (self.epochs > 0 and self.batch_size > 0 and self.lr > 0):
             raise InputError(f"epochs, batch_size and lr must be positive, got {self.epochs}, "
                              f"{self.batch_size}, {self.lr}")

@@ -30,10 +30,13 @@ from transformers import PreTrainedTokenizerFast
 
 from minimult_ml import corpus, vocab
 from minimult_ml.data import TokenizedCorpus
-from minimult_ml.errors import InputError
-from minimult_ml.languages import LanguageSet
+from minimult_ml.errors import InputError, check_seed
+from minimult_ml.languages import NUM_SPECIAL, LanguageSet
 
 LAB_LANGUAGES = "en,fake-en"
+# Any natural language's characters alone exceed this; fewer tokens mean the text is not text
+# (masking would have almost nothing to draw random replacements from).
+MIN_TOKENS = 20
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class PrepareConfig:
         return self.codes == LAB_LANGUAGES.split(",")
 
     def validate(self) -> None:
+        check_seed(self.seed)
         if self.vocab_size <= 0:
             raise InputError(f"vocab_size must be positive, got {self.vocab_size}")
         if self.dev_sentences <= 0:
@@ -129,6 +133,10 @@ def _vocabulary(train: datasets.Dataset, size: int, what: str,
     `train` under it."""
     tok = vocab.train_wordpiece((b["text"] for b in train.iter(batch_size=10_000)), size,
                                 length=len(train), what=what)
+    if tok.get_vocab_size() - NUM_SPECIAL < MIN_TOKENS:
+        raise InputError(f"the {what} has too little text: its vocabulary has "
+                         f"{tok.get_vocab_size() - NUM_SPECIAL} tokens besides the specials, "
+                         f"fewer than {MIN_TOKENS}; give a source with more (real) text")
     ids = vocab.tokenize(tok, train)
     tok, table = vocab.renumber(tok, np.bincount(ids.ids, minlength=tok.get_vocab_size()))
     return tok, ids.mapped(table)

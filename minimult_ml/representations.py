@@ -19,7 +19,13 @@ from pathlib import Path
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
-from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from minimult_ml.errors import InputError
 from minimult_ml.experiments import TrainConfig
@@ -33,6 +39,10 @@ from minimult_ml.wordorder import word_vectors
 # only its special tokens from a folder without any of them, so their absence is checked first.
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model",
                    "spiece.model", "tokenizer.model")
+# Encoder-only models whose `AutoModel` reads input_ids and an attention mask and returns one
+# hidden state per layer; an encoder-decoder (T5) or a decoder would need other inputs.
+ENCODER_TYPES = ("bert", "distilbert", "roberta", "xlm-roberta", "camembert", "electra",
+                 "albert", "deberta-v2", "mpnet")
 
 
 @dataclass(frozen=True)
@@ -149,8 +159,15 @@ def load_encoder(name: str, device: torch.device | None = None) -> Encoder:
         hint = "pass an existing model folder, or a hub name with network access"
     try:
         source = str(folder) if local else name
+        model_config = AutoConfig.from_pretrained(source)
+        if model_config.model_type not in ENCODER_TYPES:
+            raise InputError(f"{where} is a {model_config.model_type!r} model; word vectors "
+                             f"need an encoder of type {', '.join(ENCODER_TYPES)} (like mBERT "
+                             "or XLM-R, or a checkpoint of a pretrain run)")
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModel.from_pretrained(source)
+        model = AutoModel.from_pretrained(source, config=model_config)
+    except InputError:
+        raise
     except Exception as err:  # missing files, bad configs, no network: all fixed the same way
         reason = (str(err).splitlines() or [""])[0]
         raise InputError(f"could not load {where}: {type(err).__name__}: {reason}; "

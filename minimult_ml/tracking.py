@@ -14,6 +14,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from minimult_ml import store
 from minimult_ml.errors import InputError
 
 LAB_EXPERIMENT = "minimult-lab"
@@ -35,7 +36,9 @@ def experiment_name(default: str = LAB_EXPERIMENT) -> str:
 
 @contextmanager
 def server_errors() -> Iterator[None]:
-    """Turn a failing or unreachable tracking server into one clear InputError."""
+    """Turn a failing or unreachable tracking server into one clear InputError; the store is
+    checked on first use (store.connect)."""
+    store.connect()
     try:
         yield
     except MlflowException as e:

@@ -11,19 +11,20 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 import pytest
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
-from analysis import render
-from analysis.tables import Cell, Stat
+from analysis import paper, render
+from analysis.tables import TABLE1_COLUMNS, Cell, Row, Stat, Table
 from entrypoints import analysis as analysis_entry
 from entrypoints import main as main_entry
 from entrypoints.common import run_command
 from entrypoints.pretrain import run_params
-from minimult_ml import experiments
+from minimult_ml import experiments, ui
 from minimult_ml.wordorder import correlation
 
 from .conftest import ROOT
@@ -89,7 +90,7 @@ def analysis_run(experiment: str) -> str:
 
 
 def test_tables_1_and_2_equal_a_recomputation_from_the_raw_metrics(
-        tracking: str, capsys: pytest.CaptureFixture) -> None:
+        tracking: str, mlflow_server: str, capsys: pytest.CaptureFixture) -> None:
     log = Logger(tracking)
     final = {}  # (exp, seed) → the scores the analysis must use
     # Row 0: three seeds, evaluated at steps 10 and 20 (the final checkpoint). Seed 0 also has
@@ -115,16 +116,25 @@ def test_tables_1_and_2_equal_a_recomputation_from_the_raw_metrics(
     log.run("5", 0, [10, 30], [(10, values(0, 0.4, 10))])  # the final checkpoint not evaluated
     log.run("6", 0, [10], [(10, values(0, 0.4, 10))], status="RUNNING")
 
+    capsys.readouterr()
     run_command(analysis_entry.command, ["--tables", "1,2"])
     printed = capsys.readouterr().out
-    assert "### Table 1: multilinguality and model fit" in printed and "### Table 2" in printed
+    assert "Table 1: multilinguality and model fit" in printed and "Table 2:" in printed
+    assert "View experiment at" not in printed  # MLflow's own address opens the GenAI page
+    assert max(map(len, printed.splitlines())) <= 100  # reads on a 100-column terminal
+    assert "Smoke-sized" not in printed  # every row trained the paper's epochs
+    # It ends with the address of the experiment's runs table (not MLflow 3's GenAI page).
+    experiment_id = mlflow.get_experiment_by_name(tracking).experiment_id
+    assert printed.splitlines()[-2:] == [
+        f"The runs table of {tracking} in the MLflow UI:",
+        f"  {mlflow_server}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"]
     run_id = analysis_run(tracking)
     run = MlflowClient().get_run(run_id)
     assert run.data.tags["step"] == "analysis" and run.data.params["tables"] == "1,2"
     files = {f.path for f in MlflowClient().list_artifacts(run_id)}
     assert {f"table{n}.{ext}" for n in (1, 2) for ext in ("md", "tex", "csv")} <= files
     figures = {f.path for f in MlflowClient().list_artifacts(run_id, "figures")}
-    assert figures == {f"figures/curves_{i}.png" for i in ("0", "8", "3", "2")}
+    assert figures == {"figures/curves.png"}  # one figure, every exp overlaid
 
     table1 = csv_rows(mlflow.artifacts.load_text(f"runs:/{run_id}/table1.csv"))
     assert list(table1) == ["0", "2", "4", "5", "6", "8", "3"]  # the paper's order
@@ -233,11 +243,81 @@ def test_empty_store_shows_missing_tables_with_reasons(tracking: str) -> None:
 def test_cells_render_as_the_paper_prints_them() -> None:
     cell = Cell(Stat(0.7049, 0.0212, 5), 0.70, 0.02)
     assert render.cell_text(cell, "frac") == ".70±.02 [.70±.02]"
-    assert render.cell_text(Cell(None, 217, 7.8), "ppl") == "– [217.0±7.8]"
+    assert render.cell_text(Cell(None, 217, 7.8), "ppl") == "– [217±7.8]"
+    assert render.cell_text(Cell(Stat(3484.4, 174.2, 5), 9.04, 0.2), "ppl") == \
+        "3484±174 [9.0±0.2]"
     assert render.cell_text(Cell(Stat(-0.12, None, 1)), "frac") == "-.12"
     assert render.cell_text(Cell(Stat(1.0, None, 1)), "frac") == "1.00"
     assert render.latex_escape("lang-pos;no_random & μ ± 5%") == \
         r"lang-pos;no\_random \& $\mu$ $\pm$ 5\%"
+
+
+def full_table1() -> Table:
+    """Table 1 with every paper row, ours at the paper's values ± a std (the widest cells)."""
+    published = paper.rows("table1")
+    rows = [Row(row_id, p.description,
+                {c.key: Cell(Stat(p.mean[c.key], 0.05 * p.mean[c.key], 5), p.mean[c.key],
+                             p.std[c.key]) for c in TABLE1_COLUMNS}, 5,
+                note="left out: older run of the same seed (1 run)", test="t = -5.12, p = 0.0021 *")
+            for row_id, p in published.items()]
+    return Table("table1", "Table 1: multilinguality and model fit", TABLE1_COLUMNS, rows,
+                 ["Cells: mean ± sample std over the row's n seeds."], welch=True)
+
+
+def test_terminal_table_reads_on_100_columns() -> None:
+    table = full_table1()
+    text = render.terminal(table)
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 100
+    # One block: every column beside the IDs, ours on the row's line, the paper's beneath.
+    header = next(line for line in lines if line.startswith("ID"))
+    assert header.split() == ["ID", "n", "μ", "L0", "F1", "L0", "ρ", "L0", "τ", "L8", "F1", "L8",
+                              "ρ", "L8", "τ", "ppl", "train", "ppl", "dev"]
+    row0 = lines.index(next(line for line in lines if line.startswith("0 ")))
+    assert lines[row0].split() == ["0", "5", ".70±.03", "1.00±.05", ".16±.01", ".88±.04",
+                                   "1.00±.05", ".97±.05", ".79±.04", "9.0±0.5", "217±10.9"]
+    assert lines[row0 + 1].split() == ["paper", ".70", "1.00±.00", ".16±.02", ".88±.02",
+                                       "1.00±.00", ".97±.01", ".79±.03", "9.0±0.2", "217±7.8"]
+    assert "8: lang-pos;shift-special;no-random; Welch μ vs 0: t = -5.12, p = 0.0021 *; left out:" \
+        in text.replace("\n    ", " ")
+    # Narrower than the table: the columns that do not fit go to blocks of their own.
+    narrow = render.terminal(table, width=60)
+    assert max(map(len, narrow.splitlines())) <= 60
+    assert sum(line.startswith("ID") for line in narrow.splitlines()) >= 2
+
+
+def test_smoke_sized_runs_are_flagged(tracking: str, capsys: pytest.CaptureFixture) -> None:
+    log = Logger(tracking)
+    log.run("0", 42, [20], [(20, values(42, 0.5, 20))], epochs=1)
+    log.run("3", 42, [20], [(20, values(42, 0.2, 20))], epochs=1)
+    log.run("8", 42, [20], [(20, values(42, 0.1, 20))], max_steps=20)
+    capsys.readouterr()
+    run_command(analysis_entry.command, ["--tables", "1"])
+    printed = capsys.readouterr().out
+    assert max(map(len, printed.splitlines())) <= 100
+    warning = ("Smoke-sized schedule (rows 0, 3: 1 of the paper's 100 epochs; row 8: stopped at "
+               "step 20): these numbers cannot match the paper's. `mlflow run . -e main -P "
+               "profile=paper` trains its schedule.")
+    lines = printed.splitlines()
+    start = lines.index("Table 1: multilinguality and model fit") + 1
+    assert " ".join(line.strip() for line in lines[start:start + 3]).startswith(warning)
+    markdown = mlflow.artifacts.load_text(f"runs:/{analysis_run(tracking)}/table1.md")
+    assert f"**{warning}**" in markdown
+
+
+def test_a_local_store_gets_the_command_that_serves_its_ui(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    assert ui.where_to_look("minimult-lab") == f"No experiment 'minimult-lab' on {uri} yet."
+    experiment_id = mlflow.create_experiment("minimult-lab")
+    monkeypatch.chdir(Path(sys.executable).parents[2])  # the virtual environment's parent
+    assert ui.where_to_look("minimult-lab").splitlines() == [
+        "The runs table of minimult-lab in the MLflow UI: start it with",
+        f"  {Path(*Path(sys.executable).parts[-3:-1], 'mlflow')} ui --backend-store-uri {uri}",
+        "and open",
+        f"  http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?workflowType=machine_learning"]
 
 
 def _free_port() -> int:

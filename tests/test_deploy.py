@@ -6,6 +6,7 @@ the environment. (hadolint lints both Dockerfiles in `make lint`.)"""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -118,10 +119,14 @@ def test_provenance_falls_back_to_the_commit_the_image_records(
 
 
 # What a user's deploy/.env could hold (none of it is a real credential).
-ENV = {"POSTGRES_USER": "mlflow", "POSTGRES_PASSWORD": "pg-password-1", "MINIO_ROOT_USER": "minio",
-       "MINIO_ROOT_PASSWORD": "minio-password-1", "MLFLOW_ADMIN_USERNAME": "admin",
+ENV = {"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": "pg-password-1",
+       "MINIO_ROOT_USER": "minio", "MINIO_ROOT_PASSWORD": "minio-password-1",
+       "MLFLOW_DB_USER": "mlflow", "MLFLOW_DB_PASSWORD": "db-password-1",
+       "MINIO_MLFLOW_USER": "mlflow", "MINIO_MLFLOW_PASSWORD": "s3-password-1",
+       "MLFLOW_ADMIN_USERNAME": "admin",
        "MLFLOW_ADMIN_PASSWORD": "admin-password-1", "MLFLOW_FLASK_SERVER_SECRET_KEY": "f" * 64,
-       "MLFLOW_BUCKET": "", "MLFLOW_PORT": "", "MLFLOW_SERVER_ALLOWED_HOSTS": ""}
+       "MLFLOW_BUCKET": "", "MLFLOW_BIND": "", "MLFLOW_PORT": "",
+       "MLFLOW_SERVER_ALLOWED_HOSTS": ""}
 
 
 def compose_schema_validator() -> jsonschema.protocols.Validator:
@@ -146,7 +151,7 @@ def test_compose_file_follows_the_compose_specification() -> None:
 def test_compose_stack_is_postgres_and_minio_behind_basic_auth() -> None:
     doc = compose.load(ENV)
     services = doc["services"]
-    assert set(services) == {"postgres", "minio", "create-bucket", "mlflow"}
+    assert set(services) == {"postgres", "minio", "minio-init", "mlflow"}
     mlflow = services["mlflow"]
     flags = dict(arg.split("=", 1) for arg in mlflow["command"] if arg.startswith("--"))
     assert mlflow["command"][:2] == ["mlflow", "server"]
@@ -154,20 +159,23 @@ def test_compose_stack_is_postgres_and_minio_behind_basic_auth() -> None:
     assert flags["--backend-store-uri"] == "postgresql+psycopg2:///mlflow"
     assert flags["--artifacts-destination"] == "s3://mlflow"  # MLFLOW_BUCKET's default
     assert mlflow["depends_on"] == {"postgres": {"condition": "service_healthy"},
-                                    "create-bucket": {"condition":
-                                                      "service_completed_successfully"}}
+                                    "minio-init": {"condition":
+                                                   "service_completed_successfully"}}
     env = mlflow["environment"]
     assert env["PGHOST"] == "postgres" and env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
     assert env["MLFLOW_AUTH_ADMIN_PASSWORD"] == ENV["MLFLOW_ADMIN_PASSWORD"]
     assert mlflow["build"] == {"context": ".", "dockerfile": "mlflow-server.Dockerfile"}
-    # Only the tracking server is published; the database and the object store stay inside.
-    assert mlflow["ports"] == ["5000:5000"]
+    # Only the tracking server is published, on the loopback for a TLS proxy; the database and
+    # the object store stay inside.
+    assert mlflow["ports"] == ["127.0.0.1:5000:5000"]
     assert [name for name, s in services.items() if "ports" in s] == ["mlflow"]
-    bucket = services["create-bucket"]["command"][0]
-    assert 'mc mb --ignore-existing "store/$MLFLOW_BUCKET"' in bucket
-    assert services["create-bucket"]["environment"]["MLFLOW_BUCKET"] == "mlflow"
-    init = services["postgres"]["volumes"][1].split(":")[0]
-    assert (ROOT / "deploy" / init).read_text().count("CREATE DATABASE mlflow_auth;") == 1
+    setup = services["minio-init"]["command"][0]
+    assert 'mc mb --ignore-existing "store/$MLFLOW_BUCKET"' in setup
+    assert 'mc admin user add store "$MINIO_MLFLOW_USER" "$MINIO_MLFLOW_PASSWORD"' in setup
+    assert services["minio-init"]["environment"]["MLFLOW_BUCKET"] == "mlflow"
+    init = services["postgres"]["volumes"][1].split(":")
+    assert init[1] == "/docker-entrypoint-initdb.d/mlflow.sh"
+    assert "CREATE DATABASE mlflow_auth OWNER" in (ROOT / "deploy" / init[0]).read_text()
     assert set(doc["volumes"]) == {v.split(":")[0] for s in services.values()
                                    for v in s.get("volumes", []) if not v.startswith(".")}
 
@@ -177,8 +185,9 @@ def test_compose_credentials_come_only_from_the_environment() -> None:
     required = {name for name, op in compose.references(text).items() if op in (":?", "?")}
     documented = compose.example_variables()
     assert required == {"POSTGRES_USER", "POSTGRES_PASSWORD", "MINIO_ROOT_USER",
-                        "MINIO_ROOT_PASSWORD", "MLFLOW_ADMIN_USERNAME", "MLFLOW_ADMIN_PASSWORD",
-                        "MLFLOW_FLASK_SERVER_SECRET_KEY"}
+                        "MINIO_ROOT_PASSWORD", "MLFLOW_DB_USER", "MLFLOW_DB_PASSWORD",
+                        "MINIO_MLFLOW_USER", "MINIO_MLFLOW_PASSWORD", "MLFLOW_ADMIN_USERNAME",
+                        "MLFLOW_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"}
     assert set(compose.references(text)) == set(documented) == set(ENV)
     assert not [line for line in compose.ENV_EXAMPLE.read_text().splitlines()
                 if line and not line.startswith("#") and not line.endswith("=")]
@@ -193,6 +202,63 @@ def test_compose_credentials_come_only_from_the_environment() -> None:
     ini = (ROOT / "deploy" / "basic_auth.ini").read_text()
     assert not re.search(r"^\s*admin_(username|password)\s*=", ini, re.MULTILINE)
     assert "@" not in ini.split("database_uri", 1)[1].splitlines()[0]
+
+
+def test_mlflow_holds_neither_the_database_superuser_nor_the_minio_root_keys() -> None:
+    """Only their own containers and the one-shot MinIO set-up get the root credentials."""
+    raw = compose.load({name: f"<{name}>" for name in compose.example_variables()})
+    root = {"<POSTGRES_USER>", "<POSTGRES_PASSWORD>", "<MINIO_ROOT_USER>", "<MINIO_ROOT_PASSWORD>"}
+    holders = {name for name, service in raw["services"].items()
+               if root & set(service.get("environment", {}).values())}
+    assert holders == {"postgres", "minio", "minio-init"}
+    env = raw["services"]["mlflow"]["environment"]
+    assert (env["PGUSER"], env["PGPASSWORD"]) == ("<MLFLOW_DB_USER>", "<MLFLOW_DB_PASSWORD>")
+    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
+        "<MINIO_MLFLOW_USER>", "<MINIO_MLFLOW_PASSWORD>")
+
+
+def test_minio_setup_gives_mlflow_a_user_limited_to_its_bucket(tmp_path: Path) -> None:
+    """minio-init's script run in a shell, with an `mc` that writes down its arguments (and
+    the policy file it is given) and answers `admin user info` as MinIO would; run twice, as
+    on every `docker compose up`."""
+    mc = tmp_path / "bin" / "mc"
+    mc.parent.mkdir()
+    mc.write_text('#!/bin/sh\nprintf "%s " "$@" >> "$CALLS"; echo >> "$CALLS"\n'
+                  'case "$*" in "admin policy create"*) cp "$6" "$CALLS.policy" ;; esac\n'
+                  'case "$*" in "admin user info"*) cat "$CALLS.info" 2>/dev/null ;; esac\n')
+    mc.chmod(0o755)
+    service = compose.load(ENV | {"MLFLOW_BUCKET": "runs"})["services"]["minio-init"]
+    assert service["entrypoint"] == ["/bin/sh", "-c"]
+    calls = tmp_path / "calls"
+    env = service["environment"] | {"PATH": f"{mc.parent}{os.pathsep}{os.environ['PATH']}",
+                                    "CALLS": str(calls), "TMPDIR": str(tmp_path)}
+    done = subprocess.run(["/bin/sh", "-c", service["command"][0]], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    policy_file = str(tmp_path / "mlflow-artifacts.json")
+    assert calls.read_text().splitlines() == [
+        "alias set store http://minio:9000 minio minio-password-1 ",
+        "mb --ignore-existing store/runs ",
+        f"admin policy create store mlflow-artifacts {policy_file} ",
+        "admin user add store mlflow s3-password-1 ",
+        "admin user info store mlflow ",
+        "admin policy attach store mlflow-artifacts --user mlflow "]
+    policy = json.loads((tmp_path / "calls.policy").read_text())
+    assert {r for statement in policy["Statement"] for r in statement["Resource"]} == {
+        "arn:aws:s3:::runs", "arn:aws:s3:::runs/*"}
+    actions = {a for statement in policy["Statement"] for a in statement["Action"]}
+    assert all(statement["Effect"] == "Allow" for statement in policy["Statement"])
+    assert {"s3:GetObject", "s3:PutObject", "s3:ListBucket"} <= actions
+    assert not [a for a in actions if "*" in a or a.startswith(("admin:", "s3:CreateBucket",
+                                                                 "s3:DeleteBucket"))]
+    # Again, once the user has the policy: attach (which would fail) is not called.
+    calls.unlink()
+    (tmp_path / "calls.info").write_text("AccessKey: mlflow\nStatus: enabled\n"
+                                         "PolicyName: mlflow-artifacts\n")
+    again = subprocess.run(["/bin/sh", "-c", service["command"][0]], env=env,
+                           capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert not [c for c in calls.read_text().splitlines() if "attach" in c]
 
 
 def test_env_files_are_git_ignored() -> None:

@@ -23,7 +23,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from entrypoints import prepare as prepare_entry
-from minimult_ml.sweep import Sweep, manifests
+from minimult_ml.kubernetes import Sweep, manifests
 from minimult_ml.tracking import LAB_EXPERIMENT
 
 from . import compose
@@ -34,8 +34,10 @@ from .conftest import ROOT, SMALL, _free_port, serve_mlflow
 def dotenv() -> dict[str, str]:
     """The deploy/.env a user would write."""
     env = {name: "" for name in compose.example_variables()}
-    return env | {"POSTGRES_USER": "mlflow", "POSTGRES_PASSWORD": secrets.token_urlsafe(16),
+    return env | {"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": secrets.token_urlsafe(16),
+                  "MLFLOW_DB_USER": "mlflow", "MLFLOW_DB_PASSWORD": secrets.token_urlsafe(16),
                   "MINIO_ROOT_USER": "unused", "MINIO_ROOT_PASSWORD": "unused-here",
+                  "MINIO_MLFLOW_USER": "unused", "MINIO_MLFLOW_PASSWORD": "unused-here",
                   "MLFLOW_ADMIN_USERNAME": "admin",
                   "MLFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(16),
                   "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32)}
@@ -52,8 +54,8 @@ def _postgres_bin() -> Path:
 
 @pytest.fixture(scope="module")
 def postgres(dotenv: dict[str, str]) -> Iterator[dict[str, str]]:
-    """A PostgreSQL server on 127.0.0.1 with the databases the compose stack creates; yields
-    libpq's connection variables."""
+    """A PostgreSQL server on 127.0.0.1 set up by the compose stack's init script; yields
+    libpq's connection variables for MLflow's own role."""
     pg = _postgres_bin()
     # Not under pytest's private tmp: the postgres user must reach the folder.
     root = Path(tempfile.mkdtemp(prefix="minimult-postgres-"))
@@ -70,14 +72,17 @@ def postgres(dotenv: dict[str, str]) -> Iterator[dict[str, str]]:
     subprocess.run([*as_postgres, pg / "pg_ctl", "-D", root / "data", "-l", root / "log", "-w",
                     "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off",
                     "start"], check=True, capture_output=True)
-    libpq = {"PGHOST": "127.0.0.1", "PGPORT": str(port), "PGUSER": dotenv["POSTGRES_USER"],
-             "PGPASSWORD": dotenv["POSTGRES_PASSWORD"]}
+    server = {"PGHOST": "127.0.0.1", "PGPORT": str(port)}
     try:
-        postgres_env = compose.load(dotenv)["services"]["postgres"]["environment"]
-        with _connect(libpq, "postgres") as conn, conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {postgres_env['POSTGRES_DB']}")
-            cur.execute((ROOT / "deploy" / "postgres-init.sql").read_text())
-        yield libpq
+        # The init script as the postgres image runs it: the service's environment, as the
+        # superuser (here over TCP with its password).
+        service = compose.load(dotenv)["services"]["postgres"]
+        (script,) = [v.split(":")[0] for v in service["volumes"] if "initdb.d" in v]
+        subprocess.run(["/bin/sh", ROOT / "deploy" / script], check=True, capture_output=True,
+                       env=os.environ | service["environment"] | server
+                       | {"PGPASSWORD": dotenv["POSTGRES_PASSWORD"]})
+        yield server | {"PGUSER": dotenv["MLFLOW_DB_USER"],
+                        "PGPASSWORD": dotenv["MLFLOW_DB_PASSWORD"]}
     finally:
         subprocess.run([*as_postgres, pg / "pg_ctl", "-D", root / "data", "-m", "fast", "stop"],
                        capture_output=True)
@@ -167,3 +172,10 @@ def test_sweep_pod_trains_and_evaluates_against_the_production_server(
     with _connect(postgres, "mlflow_auth") as conn, conn.cursor() as cur:
         cur.execute("SELECT username, is_admin FROM users")
         assert cur.fetchall() == [(dotenv["MLFLOW_ADMIN_USERNAME"], True)]
+        # ... as MLflow's own role, which owns its two databases and is no superuser.
+        cur.execute("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles "
+                    "WHERE rolname = current_user")
+        assert cur.fetchone() == (False, False, False)
+        cur.execute("SELECT datname FROM pg_database WHERE datdba = "
+                    "(SELECT oid FROM pg_roles WHERE rolname = current_user) ORDER BY datname")
+        assert cur.fetchall() == [("mlflow",), ("mlflow_auth",)]

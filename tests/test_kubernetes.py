@@ -16,8 +16,8 @@ import yaml
 
 from entrypoints import sweep_manifest
 from entrypoints.common import run_command
-from minimult_ml import sweep
-from minimult_ml.sweep import Sweep, manifests, pod_script
+from minimult_ml import kubernetes
+from minimult_ml.kubernetes import Sweep, manifests, pod_script
 
 from .conftest import ROOT
 
@@ -53,22 +53,39 @@ def test_one_gpu_pod_per_exp_and_seed_with_credentials_from_a_secret() -> None:
     assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == (
         "Indexed", 6, 6)
     assert spec["suspend"] is True  # until the preparation Job has completed
-    assert spec["backoffLimitPerIndex"] == sweep.RETRIES_PER_POD
+    assert spec["backoffLimitPerIndex"] == kubernetes.RETRIES_PER_POD
     pod = spec["template"]["spec"]
-    assert pod["restartPolicy"] == "Never" and pod["securityContext"] == {"runAsNonRoot": True}
+    assert pod["restartPolicy"] == "Never"
     (container,) = pod["containers"]
     assert container["image"] == IMAGE
-    assert container["resources"] == {"limits": {"nvidia.com/gpu": 1}}
+    assert container["resources"] == {"requests": {"cpu": "4", "memory": "16Gi"},
+                                      "limits": {"nvidia.com/gpu": 1}}
     assert container["envFrom"] == [{"secretRef": {"name": "team-tracking"}}]
     assert "env" not in container  # nothing but the Secret: no URI, no credentials
-    assert "resources" not in prepare["spec"]["template"]["spec"]["containers"][0]
+    assert prepare["spec"]["template"]["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "4", "memory": "16Gi"}}  # no GPU for preparing
     assert prepare["metadata"]["name"] == "minimult-sweep-prepare"
-    text = sweep.to_yaml(manifests(lab))
+    text = kubernetes.to_yaml(manifests(lab))
     assert "PASSWORD" not in text and "&id" not in text
     assert list(yaml.safe_load_all(text)) == manifests(lab)
     with_uri = manifests(Sweep.build(["0"], [1], IMAGE, tracking_uri="http://mlflow:5000"))
     assert with_uri[1]["spec"]["template"]["spec"]["containers"][0]["env"] == [
         {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow:5000"}]
+
+
+def test_pods_meet_the_restricted_pod_security_standard_and_request_resources() -> None:
+    """The fields the "restricted" profile requires, on every pod of both Jobs."""
+    lab = Sweep.build(["0", "30"], [0], IMAGE, cpu="500m", memory="2.5Gi", gpus=2)
+    for job in manifests(lab):
+        pod = job["spec"]["template"]["spec"]
+        assert pod["securityContext"] == {"runAsNonRoot": True,
+                                          "seccompProfile": {"type": "RuntimeDefault"}}
+        (container,) = pod["containers"]
+        assert container["securityContext"] == {"allowPrivilegeEscalation": False,
+                                                "capabilities": {"drop": ["ALL"]}}
+        assert container["resources"]["requests"] == {"cpu": "500m", "memory": "2.5Gi"}
+    assert container["resources"]["limits"] == {"nvidia.com/gpu": 2}
+    _validate(manifests(lab))
 
 
 def _run_script(script: str, index: int, tmp_path: Path, uri: str = "http://mlflow:5000"
@@ -122,14 +139,14 @@ def test_preparation_builds_what_the_pods_would_race_for(tmp_path: Path) -> None
         ["run", ".", "-e", "prepare", "--env-manager", "local"],
         ["run", ".", "-e", "knn-space", "--env-manager", "local", "-P", "track=lab", "-P", "k=1"]]
     # Real-track exps: the real track's default data, and its knn space of 5 neighbours.
-    assert sweep.preparation_steps(Sweep.build(["0", "0-base", "30-base"], [1], IMAGE)) == [
+    assert kubernetes.preparation_steps(Sweep.build(["0", "0-base", "30-base"], [1], IMAGE)) == [
         shlex.join(["mlflow", "run", ".", "-e", *rest]) for rest in (
             ["prepare", "--env-manager", "local"],
             ["prepare", "--env-manager", "local", "-P", "languages=en,de,hi"],
             ["knn-space", "--env-manager", "local", "-P", "track=real", "-P", "k=5"])]
     # knn-space builds the space of the given data; a given space needs nothing.
     given = Sweep.build(["30"], [0], IMAGE, {"data_run_id": "d1"})
-    assert sweep.preparation_steps(given) == [shlex.join(
+    assert kubernetes.preparation_steps(given) == [shlex.join(
         ["mlflow", "run", ".", "-e", "knn-space", "--env-manager", "local", "-P",
          "data_run_id=d1", "-P", "k=1"])]
     (job,) = manifests(Sweep.build(["30"], [0], IMAGE, {"data_run_id": "d1",
@@ -140,7 +157,7 @@ def test_preparation_builds_what_the_pods_would_race_for(tmp_path: Path) -> None
 
 def test_sweep_parameters_are_mlproject_pretrain_parameters() -> None:
     pretrain = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]["pretrain"]
-    assert set(sweep.PRETRAIN_PARAMS) | {"exp", "seed", "eval_every", "resume"} == set(
+    assert set(kubernetes.PRETRAIN_PARAMS) | {"exp", "seed", "eval_every", "resume"} == set(
         pretrain["parameters"])
 
 
@@ -179,6 +196,14 @@ def test_command_prints_or_writes_the_manifest(tmp_path: Path,
     (["--gpus", "0"], "gpus must be ≥ 1"),
     (["--name", "Sweep_1"], "name 'Sweep_1'"),
     (["--tracking-uri", "mlflow:5000"], "http(s)://"),
+    (["--tracking-uri", "https://alice:s3cret@mlflow.example.org"],
+     "'https://***@mlflow.example.org' holds credentials, which would stand in plain text in "
+     "the manifest: pass the address alone and put MLFLOW_TRACKING_USERNAME and "
+     "MLFLOW_TRACKING_PASSWORD in the Secret minimult-tracking"),
+    (["--tracking-uri", "http://token@mlflow:5000"], "holds credentials"),
+    (["--cpu", "four"], "cpu 'four'"),
+    (["--cpu", "0"], "cpu '0'"),
+    (["--memory", "16 GB"], "memory '16 GB'"),
     (["--eval-every", "-5"], "eval_every must be ≥ 0"),
     (["--output", "/nonexistent/sweep.yaml"], "does not exist"),
 ])
@@ -190,3 +215,4 @@ def test_bad_input_is_one_line_and_exit_code_2(args: list[str], message: str,
     code, out, err = _cli(argv, capsys)
     assert code == 2 and not out
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert "s3cret" not in err  # the refused password is not echoed either

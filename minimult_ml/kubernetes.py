@@ -1,5 +1,7 @@
 """Kubernetes manifests for a sweep: one GPU pod per exp × seed, all logging to one server.
 
+(Deployment only; the reproduction sweep itself, `mlflow run . -e main`, is `reproduction.sweep`.)
+
 A sweep is an Indexed Job whose pod i trains task i (exps × seeds, exp-major) with
 `mlflow run . -e pretrain`, evaluating its checkpoints as it goes. On an empty store every pod
 would build the default prepare run (and the knn-replace neighbour table) itself, each its own
@@ -8,6 +10,7 @@ sweep is created suspended: resume it once the preparation Job has completed; it
 and reuse those runs. A retried pod resumes its unfinished run from the last checkpoint.
 
 The tracking URI and MLflow credentials reach the pods from a Secret; the manifest holds none.
+Pods meet the "restricted" Pod Security Standard and request the CPU and memory they use.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ IMAGE = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*(?::[0-9]+)?/)?{_COMPONENT}(?:/{
 DNS_LABEL = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?")
 DNS_SUBDOMAIN = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*")
 NAME_MAX = 50  # Job names end up in 63-character labels, with "-prepare" or a pod index added
+# Kubernetes resource quantities: 4, 500m, 1.5, 16Gi, 512M.
+QUANTITY = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:m|[kMGTPE]i?)?")
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,8 @@ class Sweep:
     secret: str = "minimult-tracking"
     tracking_uri: str = ""  # "" = MLFLOW_TRACKING_URI from the Secret
     gpus: int = 1
+    cpu: str = "4"  # requested per pod: tokenising, batching, checkpoint writing
+    memory: str = "16Gi"
     eval_every: int = 1000
     parallelism: int = 0  # 0 = every pod at once
     params: tuple[tuple[str, str], ...] = ()
@@ -91,8 +98,18 @@ class Sweep:
             (bool(DNS_SUBDOMAIN.fullmatch(self.secret)),
              f"secret {self.secret!r} is not a Kubernetes Secret name"),
             (not self.tracking_uri or self.tracking_uri.startswith(("http://", "https://")),
-             f"tracking URI {self.tracking_uri!r}: pods need the server's http(s):// address"),
+             f"tracking URI {_redacted(self.tracking_uri)!r}: pods need the server's "
+             "http(s):// address"),
+            # Checked before anything prints the URI: the error line must not show a password.
+            (not _has_credentials(self.tracking_uri),
+             f"tracking URI {_redacted(self.tracking_uri)!r} holds credentials, which would "
+             "stand in plain text in the manifest: pass the address alone and put "
+             f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the Secret {self.secret}"),
             (self.gpus >= 1, f"gpus must be ≥ 1, got {self.gpus}"),
+            (_positive_quantity(self.cpu),
+             f"cpu {self.cpu!r}: give a Kubernetes CPU quantity like 4 or 500m"),
+            (_positive_quantity(self.memory),
+             f"memory {self.memory!r}: give a Kubernetes memory quantity like 16Gi or 512Mi"),
             (self.eval_every >= 0, f"eval_every must be ≥ 0, got {self.eval_every}"),
             (self.parallelism >= 0, f"parallelism must be ≥ 0, got {self.parallelism}"),
         ]
@@ -104,6 +121,20 @@ class Sweep:
     def tasks(self) -> list[tuple[str, int]]:
         """Pod index i trains tasks[i]."""
         return [(exp, seed) for exp in self.exps for seed in self.seeds]
+
+
+def _redacted(uri: str) -> str:
+    """The URI with any user and password (scheme given or not) replaced by ***."""
+    return re.sub(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?)[^/@]*@", r"\1***@", uri)
+
+
+def _has_credentials(uri: str) -> bool:
+    return _redacted(uri) != uri
+
+
+def _positive_quantity(text: str) -> bool:
+    match = QUANTITY.fullmatch(text)
+    return bool(match) and float(re.match(r"[\d.]+", text)[0]) > 0
 
 
 def _mlflow_run(entry_point: str, params: list[tuple[str, object]]) -> str:
@@ -157,18 +188,22 @@ def pod_script(sweep: Sweep) -> str:
 
 
 def _job(sweep: Sweep, name: str, component: str, script: str, spec: dict,
-         resources: dict) -> dict:
+         limits: dict) -> dict:
     labels = {"app.kubernetes.io/name": "minimult-ml", "app.kubernetes.io/component": component,
               "minimult-ml/sweep": sweep.name}
     container: dict = {"name": component, "image": sweep.image,
                        "command": ["/bin/sh", "-c", script],
-                       "envFrom": [{"secretRef": {"name": sweep.secret}}]}
+                       "envFrom": [{"secretRef": {"name": sweep.secret}}],
+                       "resources": {"requests": {"cpu": sweep.cpu, "memory": sweep.memory},
+                                     **({"limits": limits} if limits else {})},
+                       # The "restricted" Pod Security Standard, with the pod's fields below.
+                       "securityContext": {"allowPrivilegeEscalation": False,
+                                           "capabilities": {"drop": ["ALL"]}}}
     if sweep.tracking_uri:  # an explicit env entry wins over the Secret's
         container["env"] = [{"name": "MLFLOW_TRACKING_URI", "value": sweep.tracking_uri}]
-    if resources:
-        container["resources"] = resources
+    pod_security = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     template = {"metadata": {"labels": labels},
-                "spec": {"restartPolicy": "Never", "securityContext": {"runAsNonRoot": True},
+                "spec": {"restartPolicy": "Never", "securityContext": pod_security,
                          "containers": [container]}}
     return {"apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"name": name, "labels": labels},
@@ -189,7 +224,7 @@ def manifests(sweep: Sweep) -> list[dict]:
             "backoffLimitPerIndex": RETRIES_PER_POD,
             **({"suspend": True} if steps else {})}
     docs.append(_job(sweep, sweep.name, "pretrain", pod_script(sweep), spec,
-                     {"limits": {"nvidia.com/gpu": sweep.gpus}}))
+                     {"nvidia.com/gpu": sweep.gpus}))
     return docs
 
 
