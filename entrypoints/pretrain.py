@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -248,7 +247,7 @@ def _train(plan: Plan, process: distributed.Process, eval_every: int) -> str:
         knn_table = knn_space.load_table(plan.knn_run_id) if plan.knn_run_id else None
         result = train(config, data.train, data.tokenizers, out, device=process.device,
                        knn_table=knn_table, log=log, on_checkpoint=on_checkpoint,
-                       resume=plan.resumed, progress=sys.stderr.isatty(), process=process)
+                       resume=plan.resumed, process=process)
         if process.main:
             final = out / "checkpoints" / f"step-{result.step}"
             client.log_artifacts(plan.run_id, str(final), "model")
@@ -300,6 +299,9 @@ def print_registry() -> None:
               help="knn-replace: the knn-space run to use (default: built or reused).")
 @click.option("--compile", "compile_", type=click.Choice(["auto", "true", "false"]),
               default="auto", show_default=True, help="torch.compile (auto = on CUDA only).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+              show_default=True, help="bf16 autocast (auto = on CUDA only: most CPUs lack "
+                                      "native bf16 and run it slower than fp32).")
 @click.option("--resume", type=bool, default=False, show_default=True,
               help="Continue the newest unfinished run with the same parameters.")
 @click.option("--eval-every", type=int, default=0, show_default=True,
@@ -309,8 +311,8 @@ def print_registry() -> None:
 def command(exp: str, seed: int, epochs: int | None, max_steps: int | None,
             checkpoint_every: int | None, batch_size: int | None, micro_batch_size: int | None,
             lr: float | None, size: str, dropout: float | None, invert: str,
-            data_run_id: str, knn_run_id: str, compile_: str, resume: bool, eval_every: int,
-            list_: bool) -> None:
+            data_run_id: str, knn_run_id: str, compile_: str, precision: str, resume: bool,
+            eval_every: int, list_: bool) -> None:
     """Pretrain BERT with MLM on a prepared corpus under an exp's modifications."""
     if list_:
         print_registry()
@@ -319,7 +321,7 @@ def command(exp: str, seed: int, epochs: int | None, max_steps: int | None,
         eval_every, seed=seed, epochs=epochs, max_steps=max_steps,
         checkpoint_every=checkpoint_every, batch_size=batch_size,
         micro_batch_size=micro_batch_size or None, lr=lr, size=size or None, dropout=dropout,
-        invert=invert or None, compile=compile_)
+        invert=invert or None, compile=compile_, precision=precision)
     pretrain(exp, overrides, data_run_id or None, resume, own_launcher=True,
              eval_every=eval_every, knn_run_id=knn_run_id)
 
