@@ -118,8 +118,9 @@ def print_stats(run_id: str) -> None:
 @click.command("prepare")
 @click.option("--languages", default=LAB_LANGUAGES, show_default=True,
               help="en,fake-en (the lab) or real languages' ISO codes, like en,de,hi.")
-@click.option("--source", help="Lab: bible (default), pbc:PATH or text:PATH. Real languages: "
-                               "wikipedia (default), wikipedia:DIR or text:DIR (DIR/<lang>.txt).")
+@click.option("--source", help="Lab: bible (default), bible:3 (Basic English), pbc:PATH or "
+                               "text:PATH. Real languages: bible (default: the embedded Bibles), "
+                               "wikipedia, wikipedia:DIR or text:DIR (DIR/<lang>.txt).")
 @click.option("--dev-source", help="Lab: the dev text, as --source (default bible).")
 @click.option("--vocab-size", type=OPTIONAL_INT,
               help="WordPiece vocabulary size per language (2048 lab, 20000 real).")
@@ -131,17 +132,20 @@ def print_stats(run_id: str) -> None:
               help="Real languages: sample this much UTF-8 text of each (default 1e9).")
 @click.option("--seed", type=OPTIONAL_INT,
               help="Real languages: which articles are sampled (default 0).")
+@click.option("--editions", help="Real languages from the Bibles: an edition per language, "
+                                 "like de:s,en:k (default: the README's table).")
 @click.option("--force", type=bool, default=False, show_default=True,
               help="Build anew even if a finished run exists.")
 def command(languages: str, source: str | None, dev_source: str | None, vocab_size: int | None,
             dev_sentences: int | None, train_sentences: int | None,
-            bytes_per_language: float | None, seed: int | None, force: bool) -> None:
+            bytes_per_language: float | None, seed: int | None, editions: str | None,
+            force: bool) -> None:
     """Prepare a corpus: sentences, WordPiece vocabularies, token ids, stats (lab or real)."""
     config = PrepareConfig.of(
         languages, source=source or None, dev_source=dev_source or None,
         vocab_size=vocab_size, dev_sentences=dev_sentences, train_sentences=train_sentences,
         bytes_per_language=None if bytes_per_language is None else int(bytes_per_language),
-        seed=seed)
+        seed=seed, editions=editions or None)
     print_stats(get_or_run(config, force=force, own_launcher=True))
 
 

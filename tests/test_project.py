@@ -50,3 +50,15 @@ def test_mlproject_commands_pass_every_parameter_as_one_argument() -> None:
         # Every option the command passes is one the click command knows.
         known = {o for p in cli.commands[name].params for o in p.opts}
         assert set(options) <= known, (name, set(options) - known)
+
+
+def test_the_sweep_launches_prepare_with_mlproject_parameters_only() -> None:
+    """The sweep launches prepare with every PrepareConfig field as a parameter; MLflow appends
+    a parameter that MLproject does not declare as `--name value`, which the command refuses."""
+    import dataclasses
+
+    from minimult_ml.prepare import PrepareConfig
+
+    declared = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]["prepare"]
+    for config in (PrepareConfig(), PrepareConfig.real()):
+        assert set(dataclasses.asdict(config)) <= set(declared["parameters"])
