@@ -20,8 +20,13 @@ $(STAMP): pyproject.toml
 # One torch thread: the model is tiny, and two threads that wait for each other on busy cores are
 # slow (measured, 40 steps beside two other busy processes: 167 s on two threads, 25 s on one;
 # on idle cores 7 s and 9 s).
+# Quiet logs: each step prints its own progress lines (pretrain: step, loss, tokens/s, ETA);
+# Hugging Face's per-checkpoint "Writing model shards"/"Loading weights" bars, datasets' bars and
+# MLflow's INFO lines (temporary directories, commands) are noise here.
 demo: $(STAMP)
-	OMP_NUM_THREADS=1 PATH="$(CURDIR)/$(BIN):$$PATH" mlflow run . -e main --env-manager local \
+	OMP_NUM_THREADS=1 HF_HUB_DISABLE_PROGRESS_BARS=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 \
+		MLFLOW_LOGGING_LEVEL=WARNING PATH="$(CURDIR)/$(BIN):$$PATH" \
+		mlflow run . -e main --env-manager local \
 		--experiment-name minimult-lab -P exps=0,8,3 -P seeds=42 -P profile=quick
 
 lint: $(STAMP)

@@ -41,6 +41,7 @@ CURVES = {tracking.MULT_SCORE: ("μ", "multilinguality score μ"),
           tracking.align_f1(8): ("layer 8: alignment", "alignment F1"),
           tracking.retrieval_p1(8): ("layer 8: retrieval ρ", "precision@1"),
           tracking.translation_p1(8): ("layer 8: translation τ", "precision@1")}
+PERPLEXITIES = (tracking.PPL_TRAIN, tracking.PPL_DEV)  # drawn on one logarithmic scale
 CURVES_FILE = "curves.png"
 
 
@@ -88,8 +89,7 @@ def draw_curves(groups: dict[str, ExpGroup], path: Path) -> Path | None:
     figures.training_curves(panels, path, "Multilinguality and perplexity over training "
                             "(mean ± std over seeds)",
                             ylabels={title: ylabel for title, ylabel in CURVES.values()},
-                            log_scale=[CURVES[k][0] for k in CURVES
-                                       if k in (tracking.PPL_TRAIN, tracking.PPL_DEV)])
+                            log_scale=[CURVES[key][0] for key in PERPLEXITIES])
     return path
 
 

@@ -31,11 +31,13 @@ def print_stats(stats: dict) -> None:
 @click.command("prepare")
 @click.option("--languages", default=LAB_LANGUAGES, show_default=True,
               help="en,fake-en (the lab) or real languages' ISO codes, like en,de,hi.")
-@click.option("--source", show_default="bible (lab), wikipedia (real)",
-              help="Lab: bible, pbc:PATH or text:PATH. Real languages: wikipedia, "
-                   "wikipedia:DIR or text:DIR (DIR/<lang>.txt).")
+@click.option("--source", show_default="bible",
+              help="Lab: bible, bible:3 (Basic English), pbc:PATH or text:PATH. Real languages: "
+                   "bible (the embedded Bibles), wikipedia, wikipedia:DIR or text:DIR "
+                   "(DIR/<lang>.txt).")
 @click.option("--dev-source", show_default="bible", help="Lab: the dev text, as --source.")
-@click.option("--vocab-size", type=INT_OR_DEFAULT, show_default="2048 lab, 20000 real",
+@click.option("--vocab-size", type=INT_OR_DEFAULT,
+              show_default="2048 lab; real: 5000 Bibles, 20000 Wikipedia",
               help="WordPiece vocabulary size per language.")
 @click.option("--dev-sentences", type=INT_OR_DEFAULT,
               show_default="lab: the first 10000; real: 5000 held out",
@@ -45,11 +47,15 @@ def print_stats(stats: dict) -> None:
 @click.option("--bytes-per-language", type=FLOAT_OR_DEFAULT, show_default="1e9",
               help="Real languages: sample this much UTF-8 text of each.")
 @click.option("--seed", type=INT_OR_DEFAULT, show_default="0",
-              help="Real languages: which articles are sampled.")
+              help="Real languages: which Wikipedia articles are sampled, or how the Bibles' "
+                   "chapters are split into train, dev and test.")
+@click.option("--editions", default="", show_default="the README's table",
+              help="Real languages from the Bibles: an edition per language, like de:s,en:k.")
 @reuse_option
 def command(languages: str, source: str | None, dev_source: str | None, vocab_size: int | None,
             dev_sentences: int | None, train_sentences: int | None,
-            bytes_per_language: float | None, seed: int | None, reuse: str) -> None:
+            bytes_per_language: float | None, seed: int | None, editions: str,
+            reuse: str) -> None:
     """Prepare a corpus: sentences, WordPiece vocabularies, token ids, stats (lab or real)."""
     from minimult_ml.steps import prepare
 
@@ -57,7 +63,7 @@ def command(languages: str, source: str | None, dev_source: str | None, vocab_si
         languages, source=source or None, dev_source=dev_source or None,
         vocab_size=vocab_size, dev_sentences=dev_sentences, train_sentences=train_sentences,
         bytes_per_language=None if bytes_per_language is None else int(bytes_per_language),
-        seed=seed)
+        seed=seed, editions=editions or None)
     print_stats(prepare.stats(prepare.get_or_run(config, reuse)))
 
 

@@ -52,6 +52,9 @@ def print_registry() -> None:
               help="knn-replace: the knn-space run to use.")
 @click.option("--compile", "compile_", type=click.Choice(["auto", "true", "false"]),
               default="auto", show_default=True, help="torch.compile (auto = on CUDA only).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+              show_default=True, help="bf16 autocast (auto = on CUDA only: most CPUs lack "
+                                      "native bf16 and run it slower than fp32).")
 @flag("--resume", "Continue the newest unfinished run with the same parameters and code.")
 @click.option("--eval-every", type=int, default=0, show_default=True,
               help="Evaluate checkpoints at multiples of N steps, and the last (0 = none); "
@@ -61,8 +64,8 @@ def print_registry() -> None:
 def command(exp: str, seed: int, epochs: int | None, max_steps: int | None,
             checkpoint_every: int | None, batch_size: int | None, micro_batch_size: int | None,
             lr: float | None, size: str, dropout: float | None, invert: str,
-            data_run_id: str, knn_run_id: str, compile_: str, resume: bool, eval_every: int,
-            reuse: str, list_: bool) -> None:
+            data_run_id: str, knn_run_id: str, compile_: str, precision: str, resume: bool,
+            eval_every: int, reuse: str, list_: bool) -> None:
     """Pretrain BERT with MLM on a prepared corpus under an exp's modifications."""
     if list_:
         print_registry()
@@ -73,7 +76,7 @@ def command(exp: str, seed: int, epochs: int | None, max_steps: int | None,
         eval_every, seed=seed, epochs=epochs, max_steps=max_steps,
         checkpoint_every=checkpoint_every, batch_size=batch_size,
         micro_batch_size=micro_batch_size or None, lr=lr, size=size or None, dropout=dropout,
-        invert=invert or None, compile=compile_)
+        invert=invert or None, compile=compile_, precision=precision)
     pretrain(exp, overrides, data_run_id or None, resume, eval_every, knn_run_id, reuse)
 
 

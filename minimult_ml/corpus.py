@@ -3,11 +3,16 @@
 The lab's English comes from a source spec:
   bible         the embedded public-domain Bibles: train = World English Bible New Testament,
                 dev = King James Old Testament (the paper's dev set)
+  bible:ED      one English edition of the verse-aligned Bibles (`bibles`): train = its New
+                Testament, dev = its Old, as in the paper; bible:3 is the Bible in Basic
+                English, closest to the paper's Easy-to-Read New Testament (229k words and
+                2,890 word types against 228k and 4,449)
   pbc:PATH      a Parallel Bible Corpus edition file: train = its New Testament, dev = its Old
   text:PATH     a UTF-8 text file, one sentence or paragraph per line (same text for both splits)
 
-The real track's languages each come from a multilingual source spec, as a Hugging Face dataset
-of documents sampled to a byte budget per language:
+The real track's languages come from the embedded verse-aligned Bibles (source `bible`, read by
+`bibles` and `prepare`), or from a multilingual source spec, as a Hugging Face dataset of
+documents sampled to a byte budget per language:
   wikipedia     the `wikimedia/wikipedia` dump of each language on the hub, streamed
   wikipedia:DIR the same parquet files on disk: DIR/<dump>.<lang>/*.parquet
   text:DIR      DIR/<lang>.txt, one paragraph per line
@@ -26,6 +31,7 @@ import datasets
 from nltk.tokenize import TreebankWordTokenizer
 from nltk.tokenize.punkt import PunktLanguageVars, PunktSentenceTokenizer, PunktTokenizer
 
+from minimult_ml import bibles
 from minimult_ml.errors import InputError
 from minimult_ml.hub import hub_errors
 
@@ -91,11 +97,22 @@ def load_source(spec: str, split: str) -> list[str]:
     scheme, _, arg = spec.partition(":")
     if scheme == "bible" and not arg:
         return _bible_verses(split)
+    if scheme == "bible":
+        return _edition_verses(arg, split)
     if scheme == "pbc" and arg:
         return _pbc_verses(Path(arg), split)
     if scheme == "text" and arg:
         return [line for line in _read_text(Path(arg), "text source").splitlines() if line.strip()]
-    raise InputError(f"unknown source {spec!r}; use 'bible', 'pbc:PATH' or 'text:PATH'")
+    raise InputError(f"unknown source {spec!r}; use 'bible', 'bible:EDITION', 'pbc:PATH' or "
+                     "'text:PATH'")
+
+
+def _edition_verses(edition: str, split: str) -> list[str]:
+    if edition not in bibles.EDITIONS or bibles.EDITIONS[edition].language != "en":
+        english = ", ".join(f"bible:{e.code} ({e.name})" for e in bibles.EDITIONS.values()
+                            if e.language == "en")
+        raise InputError(f"source bible:{edition}: the lab reads English; use {english}")
+    return list(bibles.verses(edition, _testament(split)).values())
 
 
 class _SentenceEnds(PunktLanguageVars):

@@ -382,6 +382,49 @@ def shift_precision(table: Tensor, size: int, offset: int, num_special: int,
             "knn_precision_p1_top1000": hits[top].float().mean().item()}
 
 
+def identical_spelling_precision(table: Tensor, vocabularies: list[list[str]],
+                                 offsets: list[int], a: int, b: int,
+                                 num_special: int) -> tuple[float, int]:
+    """precision@1 of the induced dictionary a → b on the weak gold of real languages: the tokens
+    spelled identically in both vocabularies (names such as Abraham, numbers, punctuation), whose
+    gold translation is that same spelling. Unsupervised VecMap never sees this dictionary.
+    Returns the precision and the number of such tokens."""
+    target = {t: i for i, t in enumerate(vocabularies[b]) if i >= num_special}
+    pairs = [(i, target[t]) for i, t in enumerate(vocabularies[a])
+             if i >= num_special and t in target]
+    if not pairs:
+        return 0.0, 0
+    src, gold = (torch.tensor(x) for x in zip(*pairs, strict=True))
+    first = table[offsets[a] + src, b, 0] - offsets[b]
+    return (first == gold).float().mean().item(), len(pairs)
+
+
+def sample_neighbours(table: Tensor, vocabularies: list[list[str]], offsets: list[int],
+                      a: int, b: int, tokens: list[int]) -> list[list]:
+    """[token, its neighbours in language b, nearest first] for the local ids `tokens` of a."""
+    rows = table[offsets[a] + torch.tensor(tokens, dtype=torch.long), b] - offsets[b]
+    return [[vocabularies[a][t], [vocabularies[b][n] for n in row.tolist()]]
+            for t, row in zip(tokens, rows, strict=True)]
+
+
+def weak_gold_report(table: Tensor, vocabularies: list[list[str]], offsets: list[int],
+                     codes: list[str], counts: list[np.ndarray], num_special: int,
+                     samples: int = 8) -> dict:
+    """For each pair of real languages, both directions: identical-spelling precision@1
+    (`knn_weak_p1/en-de`, `knn_weak_pairs/en-de`) and sample neighbours of the most frequent
+    whole words of the first language (report["samples"]["en-de"])."""
+    report: dict = {"samples": {}}
+    for a, b in itertools.permutations(range(len(codes)), 2):
+        pair = f"{codes[a]}-{codes[b]}"
+        p1, n = identical_spelling_precision(table, vocabularies, offsets, a, b, num_special)
+        report[f"knn_weak_p1/{pair}"] = p1
+        report[f"knn_weak_pairs/{pair}"] = float(n)
+        frequent = [int(i) for i in np.argsort(-counts[a], kind="stable")
+                    if i >= num_special and vocabularies[a][i].isalpha()][:samples]
+        report["samples"][pair] = sample_neighbours(table, vocabularies, offsets, a, b, frequent)
+    return report
+
+
 def _token_sentences(corpus: TokenizedCorpus, words: np.ndarray) -> Iterator[list[str]]:
     """Each sentence's tokens without [CLS] and [SEP], one sentence at a time (a gigabyte of
     text never becomes one list of strings)."""
@@ -406,10 +449,18 @@ def prepared_knn_table(data: Prepared, config: KnnSpaceConfig) -> tuple[Tensor, 
                                     [lang.offset for lang in data.languages.languages], config,
                                     data.languages.vocab_size, NUM_SPECIAL)
     report["seconds"] = time.perf_counter() - start
+    offsets = [lang.offset for lang in data.languages.languages]
     if data.languages.is_lab:  # the gold dictionary is the shift
         counts = np.bincount(data.train.ids, minlength=data.languages.languages[0].size)
         counts[:NUM_SPECIAL] = -1
         frequent = torch.from_numpy(np.argsort(-counts, kind="stable")[:1000])
         report |= shift_precision(table, data.languages.languages[0].size,
-                                  data.languages.languages[1].offset, NUM_SPECIAL, frequent)
+                                  offsets[1], NUM_SPECIAL, frequent)
+    else:  # no gold dictionary between real languages: the identically spelled tokens
+        counts = [np.bincount(data.train.language(k).ids, minlength=lang.size)
+                  for k, lang in enumerate(data.languages.languages)]
+        spellings = [[w.removeprefix(lang.prefix) for w in words] for lang, words
+                     in zip(data.languages.languages, vocabularies, strict=True)]
+        report |= weak_gold_report(table, spellings, offsets, data.languages.codes, counts,
+                                   NUM_SPECIAL)
     return table, report

@@ -1,6 +1,10 @@
 """Evaluate one checkpoint: multilinguality (alignment, retrieval ρ, translation τ, μ) and model
 fit (perplexity), exactly as the paper defines them (§2.2, Appendix A.1; DESIGN §6).
 
+The real track has no gold word alignment or dictionary between real languages; what its
+parallel dev verses (the Bibles) measure is sentence retrieval between English and each other
+language, the same ρ as the lab's (`evaluate_real`).
+
 The dev set and its Fake-English copy go through the model with the run's own modifications
 (the same `build_inputs` as training). Token vectors never leave the device: each chunk of
 sentence pairs adds its alignment counts and mean-pooled sentence vectors, and retrieval and
@@ -52,15 +56,17 @@ class Evaluator:
         x = build_inputs(local, langs, self.languages, self.inputs, lengths)
         return hidden_states(self.model, x, layers)
 
-    def _chunks(self, ids: TokenizedCorpus) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Padded local ids and lengths on the device, in chunks of similar length."""
+    def _chunks(self, ids: TokenizedCorpus,
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Row indices, padded local ids and lengths on the device, in chunks of similar
+        length."""
         order = ids.lengths.argsort(kind="stable")
         padded = ids.padded()
         lengths = torch.from_numpy(ids.lengths)
         for start in range(0, len(order), self.rows_per_batch):
             rows = torch.from_numpy(order[start:start + self.rows_per_batch])
             width = int(lengths[rows].max())
-            yield padded[rows, :width].to(self.device), lengths[rows].to(self.device)
+            yield rows, padded[rows, :width].to(self.device), lengths[rows].to(self.device)
 
     @torch.inference_mode()
     def sentences(self, dev: TokenizedCorpus, layers: Sequence[int]) -> dict[str, float]:
@@ -69,7 +75,7 @@ class Evaluator:
                   for layer in layers}
         pooled: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {
             layer: ([], []) for layer in layers}
-        for local, lengths in self._chunks(dev):
+        for _, local, lengths in self._chunks(dev):
             en = self._forward(local, ENGLISH, layers)
             fake = self._forward(local, FAKE, layers)
             n = lengths - 2  # tokens between [CLS] and [SEP]
@@ -87,6 +93,50 @@ class Evaluator:
                 scores[f"align_{name}/L{layer}"] = value
             src, tgt = (torch.cat(p) for p in pooled[layer])
             scores |= _retrieval("retrieval", src, tgt, layer)
+        return scores
+
+    @torch.inference_mode()
+    def sentence_vectors(self, ids: TokenizedCorpus, lang: int,
+                         layers: Sequence[int]) -> list[torch.Tensor]:
+        """Per layer, each sentence of `ids` read as language `lang`: the mean of its token
+        vectors, [CLS], [SEP] and padding left out; rows in the order of `ids`."""
+        out = [torch.empty(len(ids), self.model.config.hidden_size, device=self.device)
+               for _ in layers]
+        for rows, local, lengths in self._chunks(ids):
+            content = torch.arange(local.shape[1] - 1, device=self.device) < (lengths - 2)[:, None]
+            for vectors, h in zip(out, self._forward(local, lang, layers), strict=True):
+                vectors[rows.to(self.device)] = metrics.mean_pool(h[:, 1:], content)
+        return out
+
+    @torch.inference_mode()
+    def retrieval_by_language(self, dev: TokenizedCorpus,
+                              layers: Sequence[int]) -> dict[str, float]:
+        """Sentence retrieval between the pivot (English, else the first language) and each other
+        language on parallel dev sentences (row i of every language's part translates row i of
+        the others): `retrieval_p1/L8/de` (both directions averaged), `retrieval_p1_en2x/L8/de`,
+        `retrieval_p1_x2en/L8/de`, @5 and @10 alike, and each one's mean over the languages
+        (`retrieval_p1/L8`)."""
+        codes = self.languages.codes
+        pivot = codes.index("en") if "en" in codes else 0
+        parts = [dev.language(k) for k in range(len(codes))]
+        if len({len(p) for p in parts}) != 1:
+            raise ValueError(f"retrieval needs parallel dev sentences, got "
+                             f"{[len(p) for p in parts]} rows for {codes}")
+        vectors = [self.sentence_vectors(part, k, layers) for k, part in enumerate(parts)]
+        renamed = {"src2tgt": f"{codes[pivot]}2x", "tgt2src": f"x2{codes[pivot]}"}
+        scores: dict[str, float] = {}
+        for i, layer in enumerate(layers):
+            per_language: dict[str, list[float]] = {}
+            for k, code in enumerate(codes):
+                if k == pivot:
+                    continue
+                for key, value in metrics.retrieval_scores(vectors[pivot][i],
+                                                           vectors[k][i]).items():
+                    at, _, direction = key.partition("_")
+                    name = f"retrieval_{at}" + (f"_{renamed[direction]}" if direction else "")
+                    scores[f"{name}/L{layer}/{code}"] = value
+                    per_language.setdefault(f"{name}/L{layer}", []).append(value)
+            scores |= {name: sum(v) / len(v) for name, v in per_language.items()}
         return scores
 
     @torch.inference_mode()
@@ -135,6 +185,29 @@ def _retrieval(task: str, src: torch.Tensor, tgt: torch.Tensor, layer: int) -> d
         k, _, direction = key.partition("_")
         suffix = f"_{renamed[direction]}" if direction else ""
         scores[f"{task}_{k}{suffix}/L{layer}"] = value
+    return scores
+
+
+def parallel_head(dev: TokenizedCorpus, n_languages: int, n: int) -> TokenizedCorpus:
+    """The first `n` sentences of every language of a multilingual corpus (a lab corpus: its
+    first `n`)."""
+    if dev.lang is None:
+        return dev.head(n)
+    return TokenizedCorpus.concatenate([dev.language(k).head(n) for k in range(n_languages)])
+
+
+def evaluate_real(model: PreTrainedModel, config: TrainConfig, languages: LanguageSet,
+                  train: TokenizedCorpus, dev: TokenizedCorpus, layers: Sequence[int] = (0, 8),
+                  device: torch.device | None = None) -> dict[str, float]:
+    """The real track's numbers for one checkpoint: retrieval between English and each language
+    on the parallel dev verses, and perplexity on dev and on as many training sentences of each
+    language (its first ones: the same for every checkpoint)."""
+    device = device or next(model.parameters()).device
+    evaluator = Evaluator(model.to(device).eval(), config, languages, device)
+    scores = evaluator.retrieval_by_language(dev, layers)
+    per_language = len(dev.language(0))
+    scores["ppl/train"] = evaluator.perplexity(parallel_head(train, len(languages), per_language))
+    scores["ppl/dev"] = evaluator.perplexity(dev)
     return scores
 
 

@@ -142,6 +142,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # 0 = only at the end
     log_every: int = 10
     compile: str = "auto"  # auto = torch.compile on CUDA only; true / false
+    precision: str = "auto"  # autocast: auto = bf16 on CUDA, fp32 on CPU; fp32 / bf16
 
     @property
     def modifications(self) -> frozenset[str]:
@@ -178,6 +179,8 @@ class TrainConfig:
             (self.size in SIZES, f"size must be one of {', '.join(SIZES)}, got {self.size!r}"),
             (self.compile in ("auto", "true", "false"),
              f"compile must be auto, true or false, got {self.compile!r}"),
+            (self.precision in ("auto", "fp32", "bf16"),
+             f"precision must be auto, fp32 or bf16, got {self.precision!r}"),
             (self.track in TRACKS, f"track must be lab or real, got {self.track!r}"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
             (not (self.lang_pos and self.rel_pos),

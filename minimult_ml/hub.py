@@ -19,6 +19,8 @@ def hub_errors(what: str, fix: str) -> Iterator[None]:
     """Turn a failure to load `what` into an InputError: its first line, then `fix`."""
     try:
         yield
+    except InputError:  # already one line of ours (InputError is a ValueError too)
+        raise
     except ERRORS as err:
         reason = (str(err).splitlines() or [""])[0]  # hub errors can span lines: keep one
         raise InputError(f"could not load {what} ({type(err).__name__}: {reason}); {fix}"

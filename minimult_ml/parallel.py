@@ -6,6 +6,9 @@ language translates line i of English. Sources, chosen by a spec string:
   hub            XNLI dev from the Hugging Face hub (`facebook/xnli`, config `all_languages`)
   xnli-tsv:PATH  XNLI-1.0's `xnli.dev.tsv` (one row per language and pair, grouped by pairID)
   dir:PATH       PATH/<lang>.txt, one sentence per line, line-parallel with PATH/en.txt
+  bible          the embedded Bibles' test verses (never seen in pretraining on them) that every
+                 language has, each language in its default edition; bible:de:s,en:k picks
+                 other editions
 
 XNLI pairs give two sentences each: the premise, then the hypothesis. Each premise is shared by
 three pairs; it is taken once, so that it does not count three times in a language's mean.
@@ -18,6 +21,7 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
+from minimult_ml import bibles
 from minimult_ml.errors import InputError
 from minimult_ml.hub import hub_errors
 
@@ -40,8 +44,16 @@ def load_parallel(spec: str, languages: list[str], sentences: int) -> dict[str, 
         return load_xnli_tsv(path, langs, sentences)
     if kind == "dir" and path:
         return load_dir(path, langs, sentences)
-    raise InputError(f"unknown data {spec!r}: use hub, xnli-tsv:PATH (XNLI-1.0 xnli.dev.tsv) or "
-                     f"dir:PATH (PATH/<lang>.txt line-parallel with PATH/en.txt)")
+    if kind == "bible":
+        return load_bible(langs, sentences, path)
+    raise InputError(f"unknown data {spec!r}: use hub, xnli-tsv:PATH (XNLI-1.0 xnli.dev.tsv), "
+                     f"dir:PATH (PATH/<lang>.txt line-parallel with PATH/en.txt) or bible")
+
+
+def load_bible(languages: list[str], sentences: int, editions: str = "") -> dict[str, list[str]]:
+    """The first `sentences` test verses that every language's edition has."""
+    _, texts = bibles.parallel(bibles.editions_for(languages, editions), "test")
+    return {lang: lines[:sentences] for lang, lines in texts.items()}
 
 
 def load_xnli_hub(languages: list[str], sentences: int) -> dict[str, list[str]]:

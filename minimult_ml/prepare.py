@@ -1,14 +1,19 @@
 """The `prepare` step: corpus → clean sentences → vocabularies → token ids → statistics.
 
 Two kinds of data, one layout. The lab (`languages=en,fake-en`, paper §2.1) has one English
-corpus that Fake-English shares. The real track (`languages=en,de,hi`, paper §5.1) samples each
-language's documents from Wikipedia or text files, holds out its last `dev_sentences` sentences
-as its dev set and trains its own WordPiece vocabulary; the token ids of all languages are
-concatenated, each sentence tagged with its language. Everything is written into one folder,
-which becomes the prepare run's artifacts:
+corpus that Fake-English shares. The real track (`languages=en,de,hi`, paper §5.1) reads each
+language from the embedded verse-aligned Bibles (`source=bible`, the offline default: train,
+dev and test chapters identical for every language, dev and test verses parallel across all of
+them) or samples its documents from Wikipedia or text files and holds out its last
+`dev_sentences` sentences; each language trains its own WordPiece vocabulary, and the token ids
+of all languages are concatenated, each sentence tagged with its language. Everything is written
+into one folder, which becomes the prepare run's artifacts:
 
   data/train.npz, data/dev.npz      token ids (TokenizedCorpus; local ids of each language)
+  data/test.npz                     the Bibles' test verses (parallel, like dev)
   data/dev.txt                      the dev sentences, one per line (in the order of dev.npz)
+  data/verses.json                  the Bibles: the (book, chapter, verse) of the dev and test
+                                    rows of each language (the same for every language)
   data/train.txt                    the lab's training sentences (the real track's gigabytes of
                                     training text stay in the datasets cache, not in the run)
   tokenizer/                        the merged Hugging Face tokenizer, the language set, and
@@ -28,12 +33,14 @@ import numpy as np
 from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerFast
 
-from minimult_ml import corpus, vocab
+from minimult_ml import bibles, corpus, vocab
 from minimult_ml.data import TokenizedCorpus
 from minimult_ml.errors import InputError, check_seed
 from minimult_ml.languages import NUM_SPECIAL, LanguageSet
 
 LAB_LANGUAGES = "en,fake-en"
+VERSES_FILE = "verses.json"
+BIBLE_VOCAB_SIZE = 5_000
 # Any natural language's characters alone exceed this; fewer tokens mean the text is not text
 # (masking would have almost nothing to draw random replacements from).
 MIN_TOKENS = 20
@@ -48,21 +55,34 @@ class PrepareConfig:
     dev_sentences: int = 10_000  # per language
     train_sentences: int = 0  # 0 = all (per language)
     bytes_per_language: int = 1_000_000_000  # real track: the sample of each language's text
-    seed: int = 0  # real track: which Wikipedia articles are sampled
+    seed: int = 0  # real track: which Wikipedia articles are sampled; the Bibles' chapter split
+    editions: str = ""  # real track from the Bibles: each language's edition, "en:4,de:e,hi:i"
 
     @classmethod
     def real(cls, **overrides: object) -> PrepareConfig:
-        """The paper's real track (§5.1): en, de, hi from Wikipedia, 20k WordPieces each."""
-        return cls(**({"languages": "en,de,hi", "source": "wikipedia", "vocab_size": 20_000,
-                       "dev_sentences": 5_000} | overrides))
+        """The real track (§5.1): en, de, hi from the embedded Bibles with 5,000 WordPieces
+        each (a Bible has 14k–60k word types); from Wikipedia (source=wikipedia), as in the
+        paper, 20k WordPieces and 5,000 dev sentences held out."""
+        wikipedia = str(overrides.get("source", "bible")) != "bible"
+        config = cls(**({"languages": "en,de,hi", "source": "bible",
+                         "vocab_size": 20_000 if wikipedia else BIBLE_VOCAB_SIZE,
+                         "dev_sentences": 5_000} | overrides))
+        if wikipedia:
+            return config
+        # Every language's edition is a parameter of the run, defaults included.
+        chosen = bibles.editions_for(config.codes, config.editions)
+        return dataclasses.replace(config, editions=",".join(f"{c}:{e}"
+                                                             for c, e in chosen.items()))
 
     @classmethod
     def of(cls, languages: str = LAB_LANGUAGES, **given: object) -> PrepareConfig:
         """The defaults of the track `languages` belong to, then the given values (None: the
         default)."""
         given = {k: v for k, v in given.items() if v is not None}
-        lab = cls(languages=languages).is_lab
-        return dataclasses.replace(cls() if lab else cls.real(languages=languages), **given)
+        if cls(languages=languages).is_lab:
+            return dataclasses.replace(cls(), **given)
+        cls(languages=languages).validate()  # two or more languages before their editions
+        return cls.real(languages=languages, **given)
 
     @property
     def codes(self) -> list[str]:
@@ -97,10 +117,13 @@ class PrepareConfig:
 def prepare(config: PrepareConfig, out: Path) -> dict:
     """Build everything into `out`; returns the summary that is logged (stats, fingerprints)."""
     config.validate()
-    build = _prepare_lab if config.is_lab else _prepare_real
+    build = (_prepare_lab if config.is_lab else _prepare_bible if config.source == "bible"
+             else _prepare_real)
     tokenizers, splits, stats = build(config)
     tokenizers.save(out / "tokenizer")
     (out / "data").mkdir(parents=True)
+    if "verse_keys" in stats:
+        (out / "data" / VERSES_FILE).write_text(json.dumps(stats.pop("verse_keys")))
     fingerprints = {}
     for name, (ids, text) in splits.items():
         if text is not None:
@@ -188,6 +211,37 @@ def _prepare_real(config: PrepareConfig) -> tuple[vocab.Tokenizers, Splits, dict
     return vocab.Tokenizers.build(languages, tokenizers), splits, stats
 
 
+def _prepare_bible(config: PrepareConfig) -> tuple[vocab.Tokenizers, Splits, dict]:
+    """Each language's edition: its verses of the train chapters for pretraining and its own
+    vocabulary; the dev and test verses that every language has, in the same order."""
+    editions = bibles.editions_for(config.codes, config.editions)
+    held_out = {split: bibles.parallel(editions, split, config.seed) for split in ("dev", "test")}
+    held_out["dev"] = (held_out["dev"][0][:config.dev_sentences],
+                       {c: t[:config.dev_sentences] for c, t in held_out["dev"][1].items()})
+    tokenizers, parts = [], {"train": [], "dev": [], "test": []}
+    stats: dict = {"train": {}, "dev": {}, "test": {}, "sentence_splitter": "verses",
+                   "editions": editions,
+                   "verse_keys": {split: keys for split, (keys, _) in held_out.items()}}
+    for code, edition in editions.items():
+        train = list(bibles.split_verses(edition, "train", config.seed).values())
+        train = train[:config.train_sentences or None]
+        tok, ids = _vocabulary(datasets.Dataset.from_dict({"text": train}), config.vocab_size,
+                               f"{code} Bible ({edition})")
+        texts = {"train": train} | {split: held_out[split][1][code] for split in held_out}
+        for split, text in texts.items():
+            if split != "train":
+                ids = vocab.tokenize(tok, datasets.Dataset.from_dict({"text": text}))
+            parts[split].append(ids)
+            stats[split][code] = bibles.statistics(text, code) | _id_statistics(ids)
+        tokenizers.append(tok)
+    languages = LanguageSet.concatenate(config.codes, [t.get_vocab_size() for t in tokenizers])
+    splits: Splits = {"train": (TokenizedCorpus.concatenate(parts["train"]), None)}
+    for split in held_out:
+        splits[split] = (TokenizedCorpus.concatenate(parts[split]),
+                         [t for code in config.codes for t in held_out[split][1][code]])
+    return vocab.Tokenizers.build(languages, tokenizers), splits, stats
+
+
 def _id_statistics(ids: TokenizedCorpus) -> dict[str, float]:
     """Sentences and WordPiece tokens ([CLS] and [SEP] not counted): counting words the lab's
     way (NLTK, in Python) would take longer than the rest of preparing a gigabyte."""
@@ -204,6 +258,22 @@ class Prepared:
     dev: TokenizedCorpus
     tokenizers: vocab.Tokenizers
     folder: Path
+
+    def held_out(self, split: str) -> TokenizedCorpus:
+        """dev, or the Bibles' test verses."""
+        path = self.folder / "data" / f"{split}.npz"
+        if not path.is_file():
+            raise InputError(f"the prepared data in {self.folder} have no {split} split; "
+                             "prepare the languages from the Bibles (source=bible)")
+        return self.dev if split == "dev" else TokenizedCorpus.load(path)
+
+    def verse_keys(self, split: str) -> list[bibles.VerseKey]:
+        """The Bibles: (book, chapter, verse) of each row of a language's dev or test part."""
+        path = self.folder / "data" / VERSES_FILE
+        if not path.is_file():
+            raise InputError(f"the prepared data in {self.folder} are not verses; prepare the "
+                             "languages from the Bibles (source=bible)")
+        return [tuple(k) for k in json.loads(path.read_text())[split]]
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerFast:

@@ -41,7 +41,7 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.b
 # Encoder-only models whose `AutoModel` reads input_ids and an attention mask and returns one
 # hidden state per layer; an encoder-decoder (T5) or a decoder would need other inputs.
 ENCODER_TYPES = ("bert", "distilbert", "roberta", "xlm-roberta", "camembert", "electra",
-                 "albert", "deberta-v2", "mpnet")
+                 "albert", "deberta-v2", "mpnet", "roformer")  # roformer: rel-pos checkpoints
 
 
 @dataclass(frozen=True)

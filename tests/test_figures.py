@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 from PIL import Image
 
-from analysis.report import CURVES
+from analysis.report import CURVES, PERPLEXITIES
 from minimult_ml import figures
 
 
@@ -110,7 +110,7 @@ def test_training_curves_overlay_the_exps_on_shared_scales(tmp_path: Path) -> No
                  for exp, (steps, level, n) in exps.items()}
     histories["0 original (3 seeds)"][2].pop(300)  # a seed without its last evaluation
     titles = [title for title, _ in CURVES.values()]
-    logged = [CURVES[key][0] for key in CURVES if key.startswith("ppl")]
+    logged = [CURVES[key][0] for key in PERPLEXITIES]
     panels = {title: {exp: ([{s: 20 + 400 * v for s, v in h.items()} for h in seeds]
                             if title in logged else seeds)
                       for exp, seeds in histories.items()} for title in titles}

@@ -90,3 +90,15 @@ def test_every_option_of_the_steps_shows_its_default() -> None:
             if isinstance(param, click.Option) and not param.required and \
                     param.name not in ("list_",):
                 assert param.show_default, (name, param.name)
+
+
+def test_the_sweep_launches_prepare_with_mlproject_parameters_only() -> None:
+    """The sweep launches prepare with every PrepareConfig field as a parameter; MLflow appends
+    a parameter that MLproject does not declare as `--name value`, which the command refuses."""
+    import dataclasses
+
+    from minimult_ml.prepare import PrepareConfig
+
+    declared = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]["prepare"]
+    for config in (PrepareConfig(), PrepareConfig.real()):
+        assert set(dataclasses.asdict(config)) <= set(declared["parameters"])

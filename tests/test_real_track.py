@@ -117,7 +117,8 @@ def test_hub_without_network_names_the_local_alternatives(
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     from minimult_ml.errors import InputError
     with pytest.raises(InputError, match=r"source=text:DIR .* source=wikipedia:DIR"):
-        prepare(PrepareConfig.real(bytes_per_language=1000), tmp_path / "out")
+        prepare(PrepareConfig.real(source="wikipedia", bytes_per_language=1000),
+                tmp_path / "out")
     from minimult_ml import nli
     with pytest.raises(InputError, match=r"xnli-tsv:PATH"):
         nli.load_test("hub", ["de"])
@@ -266,7 +267,7 @@ def test_bad_inputs(tracking: str, real_run: str, prepare_run: str, tmp_path: Pa
     assert "zz.txt" in _bad(prepare_entry.command, ["--languages", "en,zz", "--source", text],
                             capsys)
     assert "unknown source" in _bad(prepare_entry.command, ["--languages", "en,de",
-                                                            "--source", "bible"], capsys)
+                                                            "--source", "bibles"], capsys)
     assert "dev_sentences" in _bad(prepare_entry.command, ["--languages", "en,de", "--source",
                                                            text, "--dev-sentences", "500"],
                                    capsys)

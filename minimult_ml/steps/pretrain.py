@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -264,7 +263,7 @@ def train_in_run(run: TrainingRun, process: distributed.Process, eval_every: int
         knn_table = load_table(run.knn_run_id) if run.knn_run_id else None
         result = train(config, data.train, data.tokenizers, out, device=process.device,
                        knn_table=knn_table, log=log, on_checkpoint=on_checkpoint,
-                       resume=run.resumed, progress=sys.stderr.isatty(), process=process)
+                       resume=run.resumed, process=process)
         if process.main:
             final = out / "checkpoints" / f"step-{result.step}"
             with tracking.server_errors():
