@@ -31,7 +31,8 @@ def print_table(table: dict[str, dict], correlations: dict[str, object]) -> None
 @click.option("--model", default="bert-base-multilingual-cased", show_default=True,
               help="Encoder: a model folder (ours or Hugging Face) or a hub name.")
 @click.option("--data", default="hub", show_default=True,
-              help="Parallel sentences: hub, xnli-tsv:PATH or dir:PATH.")
+              help="Parallel sentences: hub, xnli-tsv:PATH, dir:PATH or bible (the Bibles' test "
+                   "verses; bible:de:s picks editions).")
 @click.option("--languages", type=CommaList(example="de,fr", what="language codes"),
               default=DEFAULT_LANGUAGES,
               show_default=True, help="Codes aligned with English.")

@@ -11,7 +11,7 @@ from minimult_ml.prepare import LAB_LANGUAGES, PrepareConfig
 
 
 def print_stats(stats: dict) -> None:
-    for split in ("train", "dev"):
+    for split in [s for s in ("train", "dev", "test") if s in stats]:
         if "sentences" in stats[split]:  # the lab: one English corpus
             s = stats[split]
             click.echo(f"{split:5s} {s['sentences']:>7,} sentences  {s['words']:>9,} words  "
@@ -19,7 +19,10 @@ def print_stats(stats: dict) -> None:
                        f"median {s['median_sentence_words']:g} words/sentence")
             continue
         for code, s in stats[split].items():
-            click.echo(f"{split:5s} {code:3s} {s['sentences']:>9,} sentences  "
+            words = (f"{s['words']:>9,} words  {s['word_types']:>6,} word types  "
+                     f"{s['characters']:>5,} characters  median {s['median_verse_words']:g} "
+                     "words/verse  ") if "words" in s else ""
+            click.echo(f"{split:5s} {code:3s} {s['sentences']:>9,} sentences  {words}"
                        f"{s['tokens']:>11,} tokens  median {s['median_sentence_tokens']:g} "
                        f"tokens/sentence")
     sizes = ", ".join(f"{code} {size}" for code, size in

@@ -58,7 +58,7 @@ def print_registry() -> None:
 @flag("--resume", "Continue the newest unfinished run with the same parameters and code.")
 @click.option("--eval-every", type=int, default=0, show_default=True,
               help="Evaluate checkpoints at multiples of N steps, and the last (0 = none); "
-                   "checkpoint_every defaults to N. Lab runs only.")
+                   "checkpoint_every defaults to N.")
 @reuse_option
 @click.option("--list", "list_", is_flag=True, help="Print the experiment registry and exit.")
 def command(exp: str, seed: int, epochs: int | None, max_steps: int | None,

@@ -72,16 +72,20 @@ _SAME_AS_F1 = re.compile(r"align_(forward|backward)_(precision|recall)")
 
 def evaluation_metrics(scores: dict[str, float]) -> dict[str, float]:
     """An evaluation's scores (`evaluation.evaluate`'s names, e.g. `align_f1/L0`) under their
-    tracked names, each number once: Table 1's in TABLE1, the others per layer."""
+    tracked names, each number once: Table 1's in TABLE1, the others per layer (a real-track
+    run's per language: `retrieval_p1/L8/de` → `L8/retrieval_p1/de`)."""
     tracked = {}
     for key, value in scores.items():
-        base, _, layer = key.partition("/L")
+        base, _, rest = key.partition("/L")
+        layer, _, code = rest.partition("/")  # the real track: per language, `…/L8/de`
         if key in _TABLE1_SCORES:
             tracked[_TABLE1_SCORES[key]] = value
-        elif base in ("align_f1", "retrieval_p1", "translation_p1") and layer.isdigit():
+        elif base in ("align_f1", "retrieval_p1", "translation_p1") and layer.isdigit() \
+                and not code:
             tracked[f"{TABLE1}/L{layer}_{base}"] = value
         elif not _SAME_AS_F1.fullmatch(base):
-            tracked[f"L{layer}/{base}" if layer.isdigit() else key] = value
+            tracked[f"L{layer}/{base}" + f"/{code}" * bool(code) if layer.isdigit()
+                    else key] = value
     return tracked
 
 

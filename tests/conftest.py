@@ -39,6 +39,10 @@ def serve_mlflow(args: list[str], root: Path, env: dict[str, str] | None = None)
     ends; yields its URI. Its log is root/server.log."""
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"
+    # Without MLflow's job runner (GenAI jobs: none here), which starts three huey consumer
+    # processes per server: on two cores they slow every test that talks to the server.
+    env = {**(env if env is not None else os.environ),
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     with open(root / "server.log", "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",

@@ -1,22 +1,34 @@
 """The real track on the embedded Bibles, offline: prepare en, de, hi from a few hundred verses
-each, scripts that tokenise and round-trip, retrieval between languages and the weak-gold
-dictionary precision."""
+each, scripts that tokenise and round-trip, retrieval between languages, the weak-gold
+dictionary precision, and prepare → pretrain (evaluated while it trains) → evaluate →
+kendall-tau end to end."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 from transformers import BertConfig, BertForMaskedLM
 
+from entrypoints import evaluate as evaluate_entry
+from entrypoints import kendall_tau as kendall_entry
+from entrypoints import prepare as prepare_entry
+from entrypoints.common import run_command
 from minimult_ml import bibles, crosslingual, experiments, vocab
+from minimult_ml import tracking as tracking_lib
 from minimult_ml.data import TokenizedCorpus
 from minimult_ml.evaluation import Evaluator
 from minimult_ml.languages import NUM_SPECIAL, UNK, LanguageSet
 from minimult_ml.prepare import PrepareConfig, load, prepare
+from minimult_ml.steps import prepare as prepare_step
+from minimult_ml.steps.pretrain import pretrain
+
+from .conftest import on_server
 
 BIBLE = PrepareConfig.of("en,de,hi", train_sentences=300, dev_sentences=120, vocab_size=400)
 JOHN = 43
@@ -147,3 +159,71 @@ def test_identically_spelled_tokens_are_the_weak_gold() -> None:
     assert report["knn_weak_p1/de-en"] == pytest.approx(2 / 3)
     assert report["knn_weak_p1/en-de"] == 1.0 and report["knn_weak_pairs/en-de"] == 3
     assert report["samples"]["de-en"] == [["und", ["7"]], ["Abraham", ["Abraham"]]]
+
+
+@pytest.fixture(scope="module")
+def bible_run(mlflow_server: str) -> str:
+    with on_server(mlflow_server, "fixtures-bible"):
+        return prepare_step.get_or_run(BIBLE)
+
+
+def test_real_track_end_to_end(tracking: str, bible_run: str,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    """prepare → pretrain 3-base evaluated every 2 steps → evaluate at more layers →
+    kendall-tau of the checkpoint on the Bibles' test verses."""
+    run_id = pretrain("3-base", {"size": "small", "max_steps": 4, "batch_size": 8,
+                                 "checkpoint_every": 2}, bible_run, eval_every=2)
+    client = MlflowClient()
+    history = {m.step: m.value for m in client.get_metric_history(run_id, "L8/retrieval_p1/de")}
+    assert sorted(history) == [2, 4] and all(0 <= v <= 1 for v in history.values())
+    final = client.get_run(run_id).data.metrics
+    for lang in ("de", "hi"):
+        assert {f"L0/retrieval_p1/{lang}", f"L8/retrieval_p5_en2x/{lang}",
+                f"L8/retrieval_p10_x2en/{lang}"} <= set(final)
+    # The mean over languages is the real track's counterpart of Table 1's ρ at layer 8.
+    assert final[tracking_lib.retrieval_p1(8)] == pytest.approx(
+        (final["L8/retrieval_p1/de"] + final["L8/retrieval_p1/hi"]) / 2)
+    assert final[tracking_lib.PPL_DEV] > 1 and tracking_lib.MULT_SCORE not in final
+    assert "L8 retr" in capsys.readouterr().out
+
+    run_command(evaluate_entry.command, ["--run-id", run_id, "--layers", "0,4,12",
+                                         "--dev-sentences", "50"])
+    report = json.loads(Path(tracking_lib.download(run_id, "evaluation/step-4.json"))
+                        .read_text())
+    assert report["dev_sentences"] == 150  # 50 verses of each language
+    assert "retrieval_p1/L12/hi" in report["scores"]
+    assert client.get_metric_history(run_id, "L12/retrieval_p1/hi")[0].step == 4
+
+    model = tracking_lib.download(run_id, "model")
+    run_command(kendall_entry.command, ["--model", str(model), "--data", "bible",
+                                        "--languages", "de,hi", "--sentences", "12",
+                                        "--accuracies", "paper"])
+    (tau,) = client.search_runs([mlflow.get_experiment_by_name(tracking).experiment_id],
+                                "tags.step = 'kendall-tau'")
+    assert {"kendall_tau/de", "kendall_tau/hi"} <= set(tau.data.metrics)
+    assert tau.data.metrics["kendall_tau_sentences/de"] \
+        + tau.data.metrics["kendall_tau_skipped/de"] == 12
+    pairs = json.loads(Path(tracking_lib.download(tau.info.run_id, "scores/hi.json"))
+                       .read_text())
+    _, texts = bibles.parallel({"en": "4", "de": "e", "hi": "i"}, "test")
+    assert [p["hi"] for p in pairs] == texts["hi"][:12]
+
+
+def test_bad_inputs_of_the_bibles(tracking: str, capsys: pytest.CaptureFixture[str]) -> None:
+    def bad(command, args: list[str]) -> str:
+        with pytest.raises(SystemExit) as exit_info:
+            run_command(command, args)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+        return err
+
+    assert "no Bible for language(s) xx; the embedded Bibles have en, de" in bad(
+        prepare_entry.command, ["--languages", "en,xx"])
+    assert "no edition 'w' of de; de has e (Elberfelder 1932), s (Schlachter 1951)" in bad(
+        prepare_entry.command, ["--languages", "en,de", "--editions", "de:w"])
+    assert "two or more distinct ISO 639 codes" in bad(prepare_entry.command,
+                                                       ["--languages", "de"])
+    # Nothing half-written: no prepare run exists.
+    experiment = mlflow.get_experiment_by_name(tracking)
+    assert experiment is None or not MlflowClient().search_runs([experiment.experiment_id])

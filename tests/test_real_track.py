@@ -278,9 +278,8 @@ def test_bad_inputs(tracking: str, real_run: str, prepare_run: str, tmp_path: Pa
                                                         "--data-run-id", real_run, *TINY], capsys)
     assert "real-track exp" in _bad(pretrain_entry.command, ["--exp", "0-base", "--data-run-id",
                                                              prepare_run], capsys)
-    assert "xnli entry point" in _bad(pretrain_entry.command, ["--exp", "0-base", "--data-run-id",
-                                                               real_run, "--eval-every", "2"],
-                                      capsys)
+    assert "source=bible" in _bad(pretrain_entry.command, ["--exp", "0-base", "--data-run-id",
+                                                           real_run, "--eval-every", "2"], capsys)
     # XNLI: a test file with the wrong header, a language the model does not know.
     pretrain_step.pretrain("0-base", {"size": "small", "max_steps": 1, "batch_size": 8},
                             real_run, resume=False)

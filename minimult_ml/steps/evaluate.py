@@ -1,5 +1,7 @@
 """The evaluate step: checkpoints of a pretrain run → Table 1's numbers, logged into that run
-with `step` = the checkpoint's global step (so the UI draws the curves of Figures 6–7)."""
+with `step` = the checkpoint's global step (so the UI draws the curves of Figures 6–7). A
+real-track run is measured by retrieval between English and each language on its parallel dev
+verses (the Bibles'), with its perplexities."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from transformers import AutoModelForMaskedLM
 
 from minimult_ml import figures, tracking
 from minimult_ml.errors import InputError
-from minimult_ml.evaluation import evaluate
+from minimult_ml.evaluation import evaluate, evaluate_real, parallel_head
 from minimult_ml.experiments import load_config
 from minimult_ml.model import position_embeddings
 from minimult_ml.prepare import Prepared
@@ -66,12 +68,11 @@ class CheckpointEvaluator:
         if dev_sentences <= 0:
             raise InputError(f"dev_sentences must be positive, got {dev_sentences}")
         run = tracking.get_run(run_id, "pretrain")
-        if run.data.tags.get("track", "lab") != "lab":
-            raise InputError(f"run {run_id} is a real-track run: evaluate measures the lab's "
-                             "English–Fake-English multilinguality; evaluate it with the xnli "
-                             "entry point")
+        self.real = run.data.tags.get("track", "lab") != "lab"
         self.data = data or load_data(run.data.tags["data_run_id"])
-        self.dev = self.data.dev.head(dev_sentences)
+        if self.real:
+            self.data.verse_keys("dev")  # one line unless the dev sentences are parallel verses
+        self.dev = parallel_head(self.data.dev, len(self.data.languages), dev_sentences)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     def __call__(self, step: int, folder: Path, figures_too: bool) -> dict[str, float]:
@@ -80,8 +81,13 @@ class CheckpointEvaluator:
             raise InputError(f"layers {self.layers}: this model has layers 0 (embeddings) to "
                              f"{model.config.num_hidden_layers}")
         config = load_config(folder)
-        scores, word_vectors = evaluate(model, config, self.data.languages, self.data.train,
-                                        self.dev, self.layers, self.device)
+        if self.real:
+            scores = evaluate_real(model, config, self.data.languages, self.data.train,
+                                   self.dev, self.layers, self.device)
+            word_vectors = None
+        else:
+            scores, word_vectors = evaluate(model, config, self.data.languages,
+                                            self.data.train, self.dev, self.layers, self.device)
         client = MlflowClient()
         now = int(time.time() * 1000)
         with tempfile.TemporaryDirectory() as tmp, tracking.server_errors():
@@ -95,9 +101,11 @@ class CheckpointEvaluator:
             client.log_artifact(self.run_id, str(out / f"step-{step}.json"), "evaluation")
             if figures_too:
                 title = f"{config.run_name}, step {step}"
-                figures.embedding_pca(word_vectors, self.data.languages.codes,
-                                      out / "token_embeddings_pca.png", f"Layer 0: {title}")
-                client.log_artifact(self.run_id, str(out / "token_embeddings_pca.png"), "figures")
+                if word_vectors is not None:  # the lab: its vocabulary in both languages
+                    figures.embedding_pca(word_vectors, self.data.languages.codes,
+                                          out / "token_embeddings_pca.png", f"Layer 0: {title}")
+                    client.log_artifact(self.run_id, str(out / "token_embeddings_pca.png"),
+                                        "figures")
                 positions = position_embeddings(model)
                 if positions is None:
                     # A note where the figure would be: the UI shows why there is none.
@@ -131,6 +139,16 @@ def summary(step: int, s: dict[str, float]) -> str:
     """One line of an evaluation's scores (`evaluation.evaluate`'s names)."""
     def get(key: str) -> str:
         return f"{s[key]:.2f}" if key in s else "–"
+
+    if "mult_score" not in s and "translation_p1/L0" not in s:  # the real track
+        layers = sorted({k.split("/")[1] for k in s if k.startswith("retrieval_p1/L")},
+                        key=lambda layer: int(layer[1:]))
+        per_language = " | ".join(
+            f"{layer} retr {get(f'retrieval_p1/{layer}')} ("
+            + ", ".join(f"{k.rsplit('/', 1)[1]} {s[k]:.2f}" for k in s
+                        if k.startswith(f"retrieval_p1/{layer}/")) + ")" for layer in layers)
+        return (f"step {step}: {per_language} | ppl train {s['ppl/train']:.1f} "
+                f"dev {s['ppl/dev']:.1f}")
 
     return (f"step {step}: μ {get('mult_score')} | L0 align {get('align_f1/L0')} "
             f"retr {get('retrieval_p1/L0')} trans {get('translation_p1/L0')} | L8 align "

@@ -76,6 +76,8 @@ def get_or_run(data_run_id: str, config: KnnSpaceConfig, reuse: str = "same-code
             mlflow.log_artifacts(tmp)
     click.echo(f"knn-space: finished run {run.info.run_id} in {report['seconds']:.0f} s"
                + "".join(f"; {k} {report[k]:.3f}" for k in report if k.startswith("knn_")))
+    for pair, rows in report.get("samples", {}).items():  # a look at the induced dictionary
+        click.echo(f"{pair}: " + "; ".join(f"{t} → {' '.join(n)}" for t, n in rows))
     return run.info.run_id
 
 

@@ -11,10 +11,18 @@ import click
 import mlflow
 
 from minimult_ml import store, tracking
-from minimult_ml.prepare import LAB_LANGUAGES, PrepareConfig, Prepared, load, prepare
+from minimult_ml.prepare import (
+    LAB_LANGUAGES,
+    VERSES_FILE,
+    PrepareConfig,
+    Prepared,
+    load,
+    prepare,
+)
 from minimult_ml.steps import runs
 
 STEP = "prepare"
+SPLITS = ("train", "dev", "test")  # test: the Bibles' held-out verses only
 
 
 def run_name(config: PrepareConfig) -> str:
@@ -33,6 +41,13 @@ def languages_of(data_run_id: str) -> list[str]:
 def data_track(data_run_id: str) -> str:
     """The track of a prepare run's data: the lab (English + Fake-English) or real."""
     return "lab" if languages_of(data_run_id) == LAB_LANGUAGES.split(",") else "real"
+
+
+def has_verses(data_run_id: str) -> bool:
+    """Whether a prepare run's data are the Bibles' verses (parallel dev and test sentences)."""
+    with tracking.server_errors():
+        files = mlflow.MlflowClient().list_artifacts(data_run_id, "data")
+    return any(f.path.endswith(VERSES_FILE) for f in files)
 
 
 def track_config(track: str) -> PrepareConfig:
@@ -70,7 +85,8 @@ def _build(config: PrepareConfig, params: dict[str, object], experiment: str) ->
                        f"sentences, WordPiece vocabulary ({stats['vocab_size']} ids), token ids.")
         with runs.start(STEP, run_name(config), tags, logged, experiment, description) as run, \
                 tracking.server_errors():
-            mlflow.log_metrics(_flatten({split: stats[split] for split in ("train", "dev")})
+            mlflow.log_metrics(_flatten({split: stats[split] for split in SPLITS
+                                         if split in stats})
                                | {"vocab_size": stats["vocab_size"]})
             mlflow.log_artifacts(tmp)
     return run

@@ -27,6 +27,7 @@ from minimult_ml.steps.prepare import (
     data_fingerprints,
     data_run,
     data_track,
+    has_verses,
     languages_of,
     load_data,
 )
@@ -147,10 +148,11 @@ def start_or_resume(exp: str, overrides: dict[str, object], data_run_id: str | N
     else:
         track = experiments.named_track(exp) or "lab"
     config = experiments.resolve(exp, track, **overrides)
-    if eval_every and track == "real":
-        raise InputError("eval_every: evaluate measures English–Fake-English multilinguality "
-                         "in the lab; real-track runs are evaluated by the xnli entry point")
     data_run_id = data_run(data_run_id, track, reuse)
+    if eval_every and track == "real" and not has_verses(data_run_id):
+        raise InputError(f"eval_every: the real track is evaluated on parallel dev verses, and "
+                         f"data {data_run_id} are not from the Bibles; prepare them with "
+                         "source=bible or leave eval_every at 0")
     # A bad invert= fails before any run exists.
     experiments.inverted_languages(config, languages_of(data_run_id))
     if needs_space(config):  # knn-replace: the neighbour table of this data, built once
