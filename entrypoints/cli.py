@@ -13,6 +13,7 @@ from entrypoints import (
     prepare,
     pretrain,
     sweep_manifest,
+    transfer,
     xnli,
 )
 from entrypoints.common import run_command
@@ -35,6 +36,7 @@ cli.add_command(evaluate.command)
 cli.add_command(knn_space.command)
 cli.add_command(kendall_tau.command)
 cli.add_command(xnli.command)
+cli.add_command(transfer.command)
 cli.add_command(sweep_manifest.command)
 cli.add_command(analysis.command)
 cli.add_command(main.command)
