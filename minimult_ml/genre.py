@@ -1,4 +1,4 @@
-"""The Bibles' transfer task: a verse's division of the canon (DESIGN §4), offline, for XNLI.
+"""The Bibles' transfer task, the offline stand-in for XNLI: a verse's division of the canon.
 
 A verse's label is the traditional division its book belongs to — Law, History, Poetry and
 Wisdom, Major Prophets, Minor Prophets, Gospels and Acts, Epistles, Revelation — so it is read
