@@ -16,20 +16,13 @@ from mlflow.tracking import MlflowClient
 
 from entrypoints.common import OPTIONAL_INT, note_launcher, run_command, start_run
 from entrypoints.prepare import experiment_of, languages_of
-from minimult_ml import figures, genre, nli, tracking, transfer
+from minimult_ml import figures, genre, nli, tasks, tracking, transfer
 from minimult_ml.errors import InputError
 from minimult_ml.experiments import TrainConfig
 from minimult_ml.training import CONFIG_FILE, input_config
 from minimult_ml.vocab import Tokenizers
 
-# Each task: its labels and the metric prefix of its accuracies.
-TASKS = {"bible-genre": (genre.DIVISIONS, "genre_acc"), "xnli": (nli.LABELS, "xnli_acc")}
 SOURCE = "en"  # the fine-tuning language of zero-shot transfer
-
-
-def check_task(task: str) -> None:
-    if task not in TASKS:
-        raise InputError(f"unknown task {task!r}; the tasks are {', '.join(TASKS)}")
 
 
 def checkpoint_folder(run_id: str, step: int | None) -> Path:
@@ -54,15 +47,15 @@ def bible_editions(data_run_id: str) -> tuple[dict[str, str], int]:
     return editions, int(params.get("seed", 0))
 
 
-def in_language_codes(spec: str, task: str, codes: list[str]) -> list[str]:
-    """The languages whose in-language bound is measured: all, none or a list (default: all for
-    bible-genre, none for xnli, whose training data are English only)."""
-    spec = spec.strip() or ("all" if task == "bible-genre" else "none")
+def in_language_codes(spec: str, task: tasks.Task, codes: list[str]) -> list[str]:
+    """The languages whose in-language bound is measured: all, none or a list (default: all
+    where the task has training data in every language, else none)."""
+    spec = spec.strip() or ("all" if task.every_language else "none")
     chosen = {"all": list(codes), "none": []}.get(
         spec, [c.strip() for c in spec.split(",") if c.strip()])
-    if chosen and task != "bible-genre":
-        raise InputError(f"in_language={spec}: task {task} has training data in English only; "
-                         "pass in_language=none")
+    if chosen and not task.every_language:
+        raise InputError(f"in_language={spec}: task {task.name} has training data in English "
+                         "only; pass in_language=none")
     outside = [c for c in chosen if c not in codes]
     if outside:
         raise InputError(f"in_language: {', '.join(outside)} not among the tested languages "
@@ -70,14 +63,14 @@ def in_language_codes(spec: str, task: str, codes: list[str]) -> list[str]:
     return chosen
 
 
-def run_transfer(run_id: str, step: int | None, task: str, train_spec: str, test_spec: str,
+def run_transfer(run_id: str, step: int | None, task_name: str, train_spec: str, test_spec: str,
                  languages: list[str], train_examples: int, in_language: str,
                  config: transfer.FinetuneConfig) -> str:
     """Fine-tune the pretrain run's model on the English task, test it zero-shot in
     `languages` (default: all of the model's); with the majority-class baseline and, where
     asked, the in-language bound. Returns the new run's id."""
-    check_task(task)
-    labels, metric = TASKS[task]
+    task = tasks.task(task_name)
+    labels = task.labels
     pretrain_run = tracking.get_run(run_id, "pretrain")
     if train_examples < 0:
         raise InputError(f"train_examples must be ≥ 0 (0 = all), got {train_examples}")
@@ -88,7 +81,7 @@ def run_transfer(run_id: str, step: int | None, task: str, train_spec: str, test
     transfer.check_languages(codes, known, SOURCE)
     bounds = in_language_codes(in_language, task, codes)
     params: dict[str, object] = {}
-    if task == "xnli":
+    if task.name == "xnli":
         train = nli.load_train(train_spec)
         train = train.head(train_examples) if train_examples else train
         dev, test = None, nli.load_test(test_spec, codes)
@@ -108,15 +101,15 @@ def run_transfer(run_id: str, step: int | None, task: str, train_spec: str, test
     inputs = input_config(train_config, tokenizers.languages)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    tags = {"step": "transfer", "task": task, "pretrain_run_id": run_id,
+    tags = {"step": "transfer", "task": task.name, "pretrain_run_id": run_id,
             "exp": train_config.exp, "paper_id": train_config.paper_id,
             "seed": str(train_config.seed), "track": train_config.track}
-    params |= {"run_id": run_id, "task": task, "checkpoint": "model" if step is None else step,
+    params |= {"run_id": run_id, "task": task.name, "checkpoint": "model" if step is None else step,
                "languages": ",".join(codes), "train_examples": len(train),
                "dev_examples": 0 if dev is None else len(dev),
                "in_language": ",".join(bounds) or "none", "epochs": config.epochs,
                "batch_size": config.batch_size, "lr": config.lr, "seed": config.seed}
-    name = f"{task}-{train_config.run_name}"
+    name = f"{task.name}-{train_config.run_name}"
     logged = params | tracking.provenance() | {"device": device.type}
     with start_run(name, tags, True, logged, experiment_of(train_config.track)) as run, \
             tempfile.TemporaryDirectory() as tmp:
@@ -124,7 +117,7 @@ def run_transfer(run_id: str, step: int | None, task: str, train_spec: str, test
         (out / "figures").mkdir()
         model = transfer.finetune(folder, tokenizers, inputs, train, len(labels), config,
                                   device, dev, SOURCE, log=mlflow.log_metrics)
-        majority = transfer.majority_label(train) if task == "bible-genre" else None
+        majority = transfer.majority_label(train) if task.every_language else None
         report = transfer.test(model, tokenizers, inputs, test, len(labels), device, majority)
         model.save_pretrained(out / "model")
         for code in bounds:
@@ -143,25 +136,24 @@ def run_transfer(run_id: str, step: int | None, task: str, train_spec: str, test
                 bound_model, tokenizers, inputs, {code: test[code]}, len(labels),
                 device)[code]["accuracy"]
         for code, r in report.items():
-            mlflow.log_metric(f"{metric}/{code}", r["accuracy"])
-            if "majority" in r:
-                mlflow.log_metric(f"{metric}_majority/{code}", r["majority"])
-            if "in_language" in r:
-                mlflow.log_metric(f"{metric}_in_language/{code}", r["in_language"])
+            mlflow.log_metric(task.accuracy(code), r["accuracy"])
+            for kind in ("majority", "in_language"):
+                if kind in r:
+                    mlflow.log_metric(task.accuracy(code, kind), r[kind])
             figures.confusion_matrix(np.array(r["confusion"]), labels,
                                      out / "figures" / f"confusion_{code}.png",
-                                     f"{task} {code} (zero-shot from {SOURCE}): accuracy "
-                                     f"{r['accuracy']:.3f}")
-            click.echo(f"{task} {code:8s} zero-shot {r['accuracy']:.3f}"
+                                     f"{task.title} {code} (zero-shot from {SOURCE}): "
+                                     f"accuracy {r['accuracy']:.3f}")
+            click.echo(f"{task.name} {code:8s} zero-shot {r['accuracy']:.3f}"
                        + (f"  majority {r['majority']:.3f}" if "majority" in r else "")
                        + (f"  in-language {r['in_language']:.3f}" if "in_language" in r else "")
                        + f"  ({r['examples']} examples)")
-        (out / f"{task}.json").write_text(json.dumps(
-            {"task": task, "labels": labels, "source": SOURCE, "languages": report}, indent=2))
+        (out / f"{task.name}.json").write_text(json.dumps(
+            {"task": task.name, "labels": labels, "source": SOURCE, "languages": report}, indent=2))
         tokenizers.save(out / "model")
         (out / "model" / CONFIG_FILE).write_text((folder / CONFIG_FILE).read_text())
         mlflow.log_artifacts(tmp)
-    note_launcher(f"{task} transfer of pretrain run {run_id}: run {run.info.run_id}.",
+    note_launcher(f"{task.name} transfer of pretrain run {run_id}: run {run.info.run_id}.",
                   run.info.run_id)
     click.echo(f"transfer: finished run {run.info.run_id}")
     return run.info.run_id
@@ -194,7 +186,7 @@ def options(command: click.Command) -> click.Command:
 
 @click.command("transfer")
 @click.option("--task", default="bible-genre", show_default=True,
-              help=f"The task: {', '.join(TASKS)}.")
+              help=f"The task: {', '.join(tasks.TASKS)}.")
 @click.option("--in-language", default="",
               help="Languages whose in-language bound (fine-tuned and tested in the language) "
                    "is measured: all, none or codes (default: all for bible-genre, none for "
