@@ -279,10 +279,13 @@ def table3(transfer_runs: list[Run], experiment: str) -> Table:
 # --- Table 4: the newest kendall-tau run ------------------------------------------------------
 
 def table4(run: Run | None, accuracies: dict[str, float]) -> Table:
-    """Kendall's tau per language beside XNLI accuracy, and their Pearson r with and without
-    English; `accuracies` are those the run correlated with (its table4.json)."""
+    """Kendall's tau per language beside zero-shot accuracy (XNLI, or the task the run's
+    accuracies come from), and their Pearson r with and without English; `accuracies` are
+    those the run correlated with (its table4.json)."""
+    task = tasks.TASKS.get(run.data.params.get("accuracy_task", "xnli") if run else "xnli",
+                           tasks.TASKS["xnli"])
     columns = [Column("kendall_tau", "Kendall's tau", "frac"),
-               Column("xnli_acc", "XNLI acc. (%)", "pct")]
+               Column("accuracy", f"{task.title} acc. (%)", "pct")]
     tau = ({k.removeprefix(TAU_METRIC): v for k, v in run.data.metrics.items()
             if k.startswith(TAU_METRIC)} if run else {})
     rows = []
@@ -290,7 +293,7 @@ def table4(run: Run | None, accuracies: dict[str, float]) -> Table:
         ours_tau = Stat(tau[lang], None, 1) if lang in tau else None
         ours_acc = Stat(accuracies[lang], None, 1) if lang in accuracies else None
         cells = {"kendall_tau": Cell(ours_tau, paper.PAPER_TAU.get(lang)),
-                 "xnli_acc": Cell(ours_acc, paper.PAPER_XNLI_ACC.get(lang))}
+                 "accuracy": Cell(ours_acc, paper.PAPER_XNLI_ACC.get(lang))}
         rows.append(Row(lang, "", cells, int(lang in tau), "" if run else "no kendall-tau run"))
     for which, label in (("with_en", "with en"), ("without_en", "without en")):
         try:
@@ -298,10 +301,12 @@ def table4(run: Run | None, accuracies: dict[str, float]) -> Table:
             r, note = Stat(ours.r, None, ours.n), f"p = {ours.p_value:.3g}, {ours.n} languages"
         except ValueError as err:
             r, note = None, str(err)
-        cells = {"kendall_tau": Cell(r, paper.PAPER_PEARSON_R[which]), "xnli_acc": Cell(None)}
+        cells = {"kendall_tau": Cell(r, paper.PAPER_PEARSON_R[which]), "accuracy": Cell(None)}
         rows.append(Row(f"Pearson r ({label})", "", cells, r.n if r else 0, note))
     source = (f"kendall-tau run {run.info.run_id} (model {run.data.params.get('model')}, "
               f"accuracies: {run.data.params.get('accuracy_source')})" if run
               else f"no finished kendall-tau run on {mlflow.get_tracking_uri()}")
-    return Table("table4", "Table 4: word order (Kendall's tau distance) and XNLI accuracy",
-                 columns, rows, [f"Ours: {source}. Paper's in brackets (mBERT)."])
+    return Table("table4", f"Table 4: word order (Kendall's tau distance) and {task.title} "
+                 "accuracy", columns, rows,
+                 [f"Ours: {source}. Paper's in brackets (mBERT: Kendall's tau on XNLI dev, XNLI "
+                  "accuracy)."])
