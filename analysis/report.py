@@ -4,6 +4,7 @@ and write them into a folder (Markdown, LaTeX, CSV, PNG) that becomes an analysi
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,10 +30,10 @@ from minimult_ml.errors import InputError
 
 TABLES = (1, 2, 3, 4)
 # Figures 6–7: the μ components and the perplexities over training steps.
-CURVES = {"multilinguality": {"μ": "mult_score", "τ L0": "translation_p1/L0",
-                              "τ L8": "translation_p1/L8", "ρ L0": "retrieval_p1/L0",
-                              "ρ L8": "retrieval_p1/L8"},
-          "perplexity": {"train": "ppl/train", "dev": "ppl/dev"}}
+CURVES = {"multilinguality": {"μ": tracking.MULT_SCORE, "τ L0": tracking.translation_p1(0),
+                              "τ L8": tracking.translation_p1(8), "ρ L0": tracking.retrieval_p1(0),
+                              "ρ L8": tracking.retrieval_p1(8)},
+          "perplexity": {"train": tracking.PPL_TRAIN, "dev": tracking.PPL_DEV}}
 
 
 def check_experiment(name: str) -> None:
@@ -106,3 +107,24 @@ def build(tables: Sequence[int], experiment: str, real_experiment: str, out: Pat
             + "\n".join(render.markdown(t) for t in built))
     (out / "tables.md").write_text(text, encoding="utf-8")
     return text
+
+
+def analyse(tables: Sequence[int], experiment: str | None, real_experiment: str,
+            log: bool = False) -> tuple[str, str | None]:
+    """The Markdown of `tables`, read from the tracking server; with `log`, also a new analysis
+    run holding them (Markdown, LaTeX, CSV) and the curves as artifacts, and its id."""
+    experiment = experiment or tracking.experiment_name()
+    # Everything is built before the run exists, so a failure leaves no half-written run.
+    with tempfile.TemporaryDirectory() as tmp:
+        text = build(tables, experiment, real_experiment, Path(tmp))
+        if not log:
+            return text, None
+        params = {"tables": ",".join(map(str, tables)), "experiment": experiment,
+                  "real_experiment": real_experiment}
+        description = (f"Tables {params['tables']} of experiment {experiment} (and "
+                       f"{real_experiment}) beside the paper's numbers, with the curves.")
+        with tracking.start_run("analysis", {"step": "analysis"},
+                                params | tracking.provenance(), experiment,
+                                description) as run, tracking.server_errors():
+            mlflow.log_artifacts(tmp)
+    return text, run.info.run_id

@@ -16,14 +16,12 @@ import mlflow
 from mlflow.entities import Run
 from scipy.stats import ttest_ind
 
-from analysis import paper
-from analysis.runs import TABLE_METRICS, PretrainRun
-from minimult_ml import tasks, wordorder
+from minimult_ml import paper, tasks, tracking, wordorder
+from minimult_ml.results import TABLE_METRICS, PretrainRun
 
 TABLE1_IDS = tuple(paper.rows("table1"))
 TABLE2_IDS = tuple(paper.rows("table2"))
 TABLE3_IDS = tuple(i for i in paper.rows("table3") if i != "mBERT")
-TAU_METRIC = "kendall_tau/"
 ALPHA = 0.05  # Welch test: significance level, one comparison per row against row 0
 
 
@@ -77,11 +75,12 @@ class Table:
 
 # --- Tables 1 and 2: pretrain runs ------------------------------------------------------------
 
-HEADERS = {"mult_score": "μ", "align_f1/L0": "L0 F1", "retrieval_p1/L0": "L0 ρ",
-           "translation_p1/L0": "L0 τ", "align_f1/L8": "L8 F1", "retrieval_p1/L8": "L8 ρ",
-           "translation_p1/L8": "L8 τ", "ppl/train": "ppl train", "ppl/dev": "ppl dev"}
-TABLE1_COLUMNS = [Column(key, HEADERS[key], "ppl" if key.startswith("ppl") else "frac")
-                  for key in TABLE_METRICS]
+HEADERS = ("μ", "L0 F1", "L0 ρ", "L0 τ", "L8 F1", "L8 ρ", "L8 τ", "ppl train", "ppl dev")
+# Columns are keyed by the evaluation's names (the paper's, in paper_tables.json); a run's
+# numbers by their tracked names.
+TABLE1_COLUMNS = [Column(key, header, "ppl" if key.startswith("ppl") else "frac")
+                  for key, header in zip(tracking.TABLE1_SCORES, HEADERS, strict=True)]
+TRACKED = dict(zip(tracking.TABLE1_SCORES, TABLE_METRICS, strict=True))
 
 
 @dataclass
@@ -95,7 +94,7 @@ class ExpGroup:
 
     @property
     def mu(self) -> list[float]:
-        return [r.final["mult_score"] for r in self.chosen]
+        return [r.final[tracking.MULT_SCORE] for r in self.chosen]
 
     def note(self) -> str:
         if not self.chosen and not self.left_out:
@@ -162,7 +161,7 @@ def pretrain_table(name: str, title: str, ids: Sequence[str], by_id: dict[str, E
             continue
         chosen = group.chosen if group else []
         p = published.get(row_id)
-        cells = {c.key: Cell(stat([r.final[c.key] for r in chosen]),
+        cells = {c.key: Cell(stat([r.final[TRACKED[c.key]] for r in chosen]),
                              p.mean.get(c.key) if p else None, p.std.get(c.key) if p else None)
                  for c in TABLE1_COLUMNS}
         row = Row(row_id, p.description if p else group.exp, cells, len(chosen),
@@ -202,7 +201,7 @@ def task_of(run: Run) -> tasks.Task:
 
 
 def _languages(runs: list[Run], task: tasks.Task, first: Sequence[str] = ()) -> list[str]:
-    found = {lang for run in runs for lang in tasks.accuracies(run.data.metrics, task.metric)}
+    found = {lang for run in runs for lang in tracking.by_language(run.data.metrics, task.metric)}
     rest = sorted(found - set(first), key=lambda lang: (lang != "en", lang))
     return [*first, *rest]
 
@@ -216,7 +215,7 @@ def table3(transfer_runs: list[Run], experiment: str) -> Table:
     chosen: dict[tuple[str, str], dict[str, Run]] = {}  # (paper id, task) → seed → run
     for run in transfer_runs:
         task = task_of(run)
-        if tasks.accuracies(run.data.metrics, task.metric):
+        if tracking.by_language(run.data.metrics, task.metric):
             tags = run.data.tags
             key = tags.get("paper_id") or tags.get("exp", "?")
             chosen.setdefault((key, task.name), {}).setdefault(tags.get("seed", "?"), run)
@@ -286,8 +285,7 @@ def table4(run: Run | None, accuracies: dict[str, float]) -> Table:
                            tasks.TASKS["xnli"])
     columns = [Column("kendall_tau", "Kendall's tau", "frac"),
                Column("accuracy", f"{task.title} acc. (%)", "pct")]
-    tau = ({k.removeprefix(TAU_METRIC): v for k, v in run.data.metrics.items()
-            if k.startswith(TAU_METRIC)} if run else {})
+    tau = tracking.by_language(run.data.metrics, tracking.KENDALL_TAU) if run else {}
     rows = []
     for lang in list(paper.PAPER_TAU) + sorted(set(tau) - set(paper.PAPER_TAU)):
         ours_tau = Stat(tau[lang], None, 1) if lang in tau else None
@@ -295,12 +293,12 @@ def table4(run: Run | None, accuracies: dict[str, float]) -> Table:
         cells = {"kendall_tau": Cell(ours_tau, paper.PAPER_TAU.get(lang)),
                  "accuracy": Cell(ours_acc, paper.PAPER_XNLI_ACC.get(lang))}
         rows.append(Row(lang, "", cells, int(lang in tau), "" if run else "no kendall-tau run"))
-    for which, label in (("with_en", "with en"), ("without_en", "without en")):
-        try:
-            ours = wordorder.correlation(tau, accuracies, ("en",) if which == "without_en" else ())
+    for which, ours in wordorder.correlations(tau, accuracies).items():
+        label = which.replace("_", " ")
+        if isinstance(ours, wordorder.Correlation):
             r, note = Stat(ours.r, None, ours.n), f"p = {ours.p_value:.3g}, {ours.n} languages"
-        except ValueError as err:
-            r, note = None, str(err)
+        else:
+            r, note = None, ours
         cells = {"kendall_tau": Cell(r, paper.PAPER_PEARSON_R[which]), "accuracy": Cell(None)}
         rows.append(Row(f"Pearson r ({label})", "", cells, r.n if r else 0, note))
     source = (f"kendall-tau run {run.info.run_id} (model {run.data.params.get('model')}, "

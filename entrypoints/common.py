@@ -1,71 +1,38 @@
-"""What every entry point shares: one-line errors with exit code 2, and its MLflow run."""
+"""What every entry point shares: one-line errors with exit code 2, and the parameter types of
+MLproject parameters (which cannot be left out, so "" means the default)."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
-import mlflow
-from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID as PARENT_RUN_ID
 
-from minimult_ml import tracking
-from minimult_ml.errors import InputError
+from minimult_ml.errors import InputError, Interrupted
+
+REUSE_CHOICES = ("same-code", "any", "never")  # minimult_ml.steps.runs.REUSE, without its imports
 
 
 def run_command(command: click.Command, args: list[str] | None = None) -> None:
     """Run a click command; bad input (ours or click's) is one line on stderr and exit code 2."""
     try:
+        if os.environ.get("MLFLOW_RUN_ID") and not isinstance(command, click.Group):
+            from minimult_ml.tracking import name_launcher
+
+            name_launcher(command.name)
         command.main(args, standalone_mode=False)
     except (InputError, click.ClickException) as e:
         message = e.format_message() if isinstance(e, click.ClickException) else str(e)
         click.echo(f"error: {message}", err=True)
         sys.exit(2)
-    except click.Abort:
-        click.echo("aborted", err=True)
+    except (click.Abort, Interrupted) as e:
+        click.echo(str(e) or "aborted", err=True)
         sys.exit(130)
 
 
-def start_run(name: str, tags: dict[str, str], own_launcher: bool,
-              params: dict[str, object] | None = None,
-              experiment: str | None = None) -> mlflow.ActiveRun:
-    """Start this step's run, a new one, in the project's experiment (or `experiment`), logging
-    `params`.
-
-    `mlflow run` makes a launcher run of its own (announced through MLFLOW_RUN_ID) and logs the
-    MLproject parameters into it as given ("" for a default, a paper ID for an exp), which
-    would clash with the resolved values logged here (MLflow params cannot change); and a bare
-    `mlflow run` puts it in "Default", where later lookups would not find it. So the work goes
-    into a run of its own, nested where the launcher is nested (a multistep workflow's steps
-    stay under the workflow's run), and the launcher (when it launched this step: own_launcher)
-    gets a note pointing at it.
-    """
-    experiment = mlflow.set_experiment(experiment or tracking.experiment_name())
-    client = MlflowClient()
-    launcher = os.environ.get("MLFLOW_RUN_ID")
-    given = client.get_run(launcher) if launcher else None
-    parent = given.data.tags.get(PARENT_RUN_ID) if given else None
-    if parent and given.info.experiment_id == experiment.experiment_id:
-        tags = tags | {PARENT_RUN_ID: parent}
-    run = client.create_run(experiment.experiment_id, run_name=name, tags=tags)
-    if own_launcher:
-        note_launcher(f"The {tags['step']} run is {run.info.run_id} in experiment "
-                      f"{experiment.name}.", run.info.run_id)
-    active = mlflow.start_run(run_id=run.info.run_id)
-    mlflow.log_params(params or {})
-    return active
-
-
-def note_launcher(text: str, run_id: str) -> None:
-    """Under `mlflow run`, point the launcher run (left empty) at the run that did the work."""
-    launcher = os.environ.get("MLFLOW_RUN_ID")
-    if launcher and launcher != run_id:
-        MlflowClient().set_tag(launcher, "mlflow.note.content", text)
-        MlflowClient().set_tag(launcher, "see_run_id", run_id)
-
-
-class Optional(click.ParamType):
+class OrDefault(click.ParamType):
     """A value of `inner`, or "" for the default (MLproject parameters cannot be left out)."""
 
     def __init__(self, inner: click.ParamType) -> None:
@@ -79,5 +46,71 @@ class Optional(click.ParamType):
         return self.inner.convert(value, param, ctx)
 
 
-OPTIONAL_INT = Optional(click.INT)
-OPTIONAL_FLOAT = Optional(click.FLOAT)
+INT_OR_DEFAULT = OrDefault(click.INT)
+FLOAT_OR_DEFAULT = OrDefault(click.FLOAT)
+
+
+class CommaList(click.ParamType):
+    """Comma-separated values of `item` ("0,42,43"), blanks and repeats dropped; never empty.
+    `what` names the values in the error message, `example` shows some."""
+
+    def __init__(self, item: click.ParamType = click.STRING, example: str = "a,b",
+                 what: str = "") -> None:
+        self.item = item
+        self.example = example
+        self.what = what or f"{item.name}s"
+        self.name = "list"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> list[Any]:
+        if isinstance(value, list):
+            return value
+        parts = [s.strip() for s in str(value).split(",") if s.strip()]
+        if not parts:
+            self.fail(f"{value!r} is empty: give a comma-separated list like {self.example}",
+                      param, ctx)
+        try:
+            items = [self.item.convert(p, param, ctx) for p in parts]
+        except click.BadParameter:
+            self.fail(f"{value!r}: give {self.what}, like {self.example}", param, ctx)
+        return list(dict.fromkeys(items))
+
+
+def flag(name: str, help: str) -> Callable:
+    """A boolean option that works as a flag (`--resume`) and with a value, as MLproject passes
+    it (`--resume true`, from `-P resume=true`)."""
+    return click.option(name, type=click.BOOL, is_flag=False, flag_value=True, default=False,
+                        show_default=True, help=help)
+
+
+reuse_option = click.option(
+    "--reuse", type=click.Choice(REUSE_CHOICES), default="same-code", show_default=True,
+    help="Reuse a finished run with the same parameters: same-code (only one made by the "
+         "step's current code), any (whatever code made it) or never (build anew).")
+
+
+def transfer_options(command: Callable) -> Callable:
+    """The options of `transfer` and `xnli` (a pretrain run's model fine-tuned and tested)."""
+    for option in reversed([
+        click.option("--run-id", required=True,
+                     help="The pretrain run whose model is fine-tuned."),
+        click.option("--step", type=INT_OR_DEFAULT, show_default="the final model",
+                     help="A checkpoint step."),
+        click.option("--train", "train_spec", default="hub", show_default=True,
+                     help="xnli: English NLI training data: hub, multinli:PATH or xnli-mt:PATH."),
+        click.option("--test", "test_spec", default="hub", show_default=True,
+                     help="xnli: XNLI test data: hub or xnli-tsv:PATH."),
+        click.option("--languages",
+                     type=OrDefault(CommaList(example="en,de", what="language codes")),
+                     default="", show_default="all of the model's",
+                     help="Languages tested, comma-separated."),
+        click.option("--train-examples", type=int, default=0, show_default=True,
+                     help="Fine-tune on N examples only (0 = all): xnli the first N, "
+                          "bible-genre N drawn at random."),
+        click.option("--epochs", type=float, default=3.0, show_default=True),
+        click.option("--batch-size", type=int, default=32, show_default=True),
+        click.option("--lr", type=float, default=2e-5, show_default=True),
+        click.option("--seed", type=int, default=42, show_default=True),
+        reuse_option]):
+        command = option(command)
+    return command

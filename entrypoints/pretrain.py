@@ -3,197 +3,16 @@ with `torchrun --nproc-per-node N -m entrypoints.pretrain …` (DDP, the same ef
 
 from __future__ import annotations
 
-import dataclasses
-import sys
-import tempfile
-from pathlib import Path
-
 import click
-import mlflow
-import torch
-from mlflow.entities import Run
-from mlflow.tracking import MlflowClient
 
-from entrypoints import knn_space
-from entrypoints import prepare as prepare_entry
-from entrypoints.common import OPTIONAL_FLOAT, OPTIONAL_INT, note_launcher, run_command, start_run
-from entrypoints.evaluate import CheckpointEvaluator, summary
-from minimult_ml import distributed, experiments, tracking
-from minimult_ml.errors import InputError
-from minimult_ml.experiments import TrainConfig
-from minimult_ml.prepare import load
-from minimult_ml.training import STATE_FILE, train
-
-EVAL_DEV_SENTENCES = 10_000
-RESUME_TAG = "resume_step"  # set once a checkpoint and its resume state are both logged
-
-
-def training_overrides(eval_every: int = 0, **options: object) -> dict[str, object]:
-    """The exp overrides of this entry point's options (None = the exp's default)."""
-    if eval_every < 0:
-        raise InputError(f"eval_every must be ≥ 0, got {eval_every}")
-    if eval_every and not options.get("checkpoint_every"):
-        options["checkpoint_every"] = eval_every  # evaluation reads checkpoints: write them
-    return options
-
-
-def resolve_config(exp: str, eval_every: int = 0, track: str | None = None,
-                   **options: object) -> TrainConfig:
-    """The config this entry point trains for its options, in `track` (default: the exp's)."""
-    return experiments.resolve(exp, track, **training_overrides(eval_every, **options))
-
-
-def run_params(config: TrainConfig, data_run_id: str, knn_run_id: str) -> dict[str, object]:
-    knn = {"knn_run_id": knn_run_id} if knn_run_id else {}
-    return dataclasses.asdict(config) | {"data_run_id": data_run_id} | knn
-
-
-def unfinished_run(params: dict[str, object], experiment: str) -> Run | None:
-    """The newest killed, failed or still-"running" pretrain run with these params that has a
-    resume state to continue from."""
-    for run in tracking.find_runs("pretrain", params, experiment, finished=False):
-        if RESUME_TAG in run.data.tags:
-            return run
-    return None
-
-
-def fetch_resume_state(run_id: str, out: Path) -> None:
-    """Download the resume state and the checkpoint it names into `out`."""
-    state_file = tracking.download(run_id, STATE_FILE)
-    step = torch.load(state_file, weights_only=False)["step"]
-    (out / "checkpoints").mkdir(parents=True)
-    state_file.replace(out / STATE_FILE)
-    tracking.download(run_id, f"checkpoints/step-{step}").rename(
-        out / "checkpoints" / f"step-{step}")
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """What rank 0 looked up on the tracking server, shared with every process."""
-
-    config: TrainConfig
-    data_run_id: str
-    knn_run_id: str
-    run_id: str  # the run to log into: new, or the unfinished one to resume
-    resumed: bool
-    logged_up_to: int = 0  # the killed attempt's last logged step: replayed steps stay unlogged
-
-
-def plan(exp: str, overrides: dict[str, object], data_run_id: str | None, resume: bool,
-         own_launcher: bool, knn_run_id: str, eval_every: int, device: torch.device) -> Plan:
-    """Rank 0: find or build the data (and knn space), resolve the exp for the data's track, and
-    start the run (or find the one to resume), leaving it active in this process."""
-    if data_run_id:
-        tracking.get_run(data_run_id, "prepare")
-        track = prepare_entry.track_of(data_run_id)
-    else:
-        track = experiments.track_of(exp) or "lab"
-    config = experiments.resolve(exp, track, **overrides)
-    if eval_every and track == "real":
-        raise InputError("eval_every: evaluate measures English–Fake-English multilinguality "
-                         "in the lab; real-track runs are evaluated by the xnli entry point")
-    data_run_id = prepare_entry.data_run(data_run_id, track)
-    # A bad invert= fails before any run exists.
-    experiments.inverted_languages(config, prepare_entry.languages_of(data_run_id))
-    if config.p_knn > 0:  # knn-replace: the neighbour table of this data, built once
-        knn_run_id = knn_space.knn_run(knn_run_id, data_run_id, config.knn_k)
-    params = run_params(config, data_run_id, knn_run_id)
-    experiment = prepare_entry.experiment_of(track)
-    previous = unfinished_run(params, experiment) if resume else None
-    if previous is not None:
-        click.echo(f"pretrain: resuming run {previous.info.run_id}")
-        if own_launcher:
-            note_launcher(f"Resumed the unfinished pretrain run {previous.info.run_id}.",
-                          previous.info.run_id)
-        mlflow.start_run(run_id=previous.info.run_id)  # RUNNING again
-        history = MlflowClient().get_metric_history(previous.info.run_id, "loss/train")
-        return Plan(config, data_run_id, knn_run_id, previous.info.run_id, True,
-                    max((m.step for m in history), default=0))
-    tags = {"step": "pretrain", "exp": config.exp, "paper_id": config.paper_id,
-            "seed": str(config.seed), "data_run_id": data_run_id, "track": track}
-    if knn_run_id:
-        tags["knn_run_id"] = knn_run_id
-    run = start_run(config.run_name, tags, own_launcher,
-                    params | data_fingerprints(data_run_id) | tracking.provenance()
-                    | {"device": device.type}, experiment)
-    return Plan(config, data_run_id, knn_run_id, run.info.run_id, False)
-
-
-def pretrain(exp: str, overrides: dict[str, object], data_run_id: str | None, resume: bool,
-             own_launcher: bool = False, eval_every: int = 0, knn_run_id: str = "") -> str:
-    """Train exp (with `overrides` of its defaults) on the prepared data, logging to a new run or
-    the one it resumes; under torchrun, in every process.
-
-    With `eval_every`, checkpoints at multiples of it and the final one are evaluated as they
-    are written, so the curves grow in the UI while training runs.
-    """
-    process = distributed.start()
-    try:
-        the_plan = plan(exp, overrides, data_run_id, resume, own_launcher, knn_run_id,
-                        eval_every, process.device) if process.main else None
-        the_plan = distributed.share(the_plan, process)
-        try:
-            return _train(the_plan, process, eval_every)
-        except BaseException as e:
-            if process.main:  # Ctrl-C left a last checkpoint: KILLED, resumable; else FAILED
-                mlflow.end_run("KILLED" if isinstance(e, click.Abort) else "FAILED")
-            raise
-    finally:
-        distributed.stop(process)
-
-
-def _train(plan: Plan, process: distributed.Process, eval_every: int) -> str:
-    """Every rank trains; rank 0 logs into the active run and ends it FINISHED."""
-    config = plan.config
-    data = load(tracking.download(plan.data_run_id, ""))
-    evaluated: set[int] = set()
-    client = MlflowClient()
-
-    def on_checkpoint(step: int, folder: Path) -> None:  # rank 0 only
-        client.log_artifacts(plan.run_id, str(folder), f"checkpoints/step-{step}")
-        if step != 0:  # the state of `untrained` is its initialisation: nothing to resume
-            client.log_artifact(plan.run_id, str(out / STATE_FILE))
-            # The commit point: a checkpoint and the state naming it are both complete.
-            client.set_tag(plan.run_id, RESUME_TAG, str(step))
-        if eval_every and step % eval_every == 0:
-            evaluate_checkpoint(step, folder)
-
-    def log(metrics: dict[str, float], step: int) -> None:  # rank 0 only
-        # A resumed run replays the steps after its last resume state; the killed attempt
-        # already logged those (the same numbers: training is deterministic).
-        if step > plan.logged_up_to:
-            mlflow.log_metrics(metrics, step=step)
-
-    def evaluate_checkpoint(step: int, folder: Path) -> None:
-        evaluator = CheckpointEvaluator(plan.run_id, [0, 8], EVAL_DEV_SENTENCES, data)
-        click.echo(summary(step, evaluator(step, folder, figures_too=True)))
-        evaluated.add(step)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        if plan.resumed:
-            fetch_resume_state(plan.run_id, out)
-        knn_table = knn_space.load_table(plan.knn_run_id) if plan.knn_run_id else None
-        result = train(config, data.train, data.tokenizers, out, device=process.device,
-                       knn_table=knn_table, log=log, on_checkpoint=on_checkpoint,
-                       resume=plan.resumed, progress=sys.stderr.isatty(), process=process)
-        if process.main:
-            final = out / "checkpoints" / f"step-{result.step}"
-            client.log_artifacts(plan.run_id, str(final), "model")
-            if eval_every and result.step not in evaluated:
-                evaluate_checkpoint(result.step, final)
-    if result.interrupted:
-        raise click.Abort()
-    if process.main:
-        mlflow.end_run("FINISHED")
-        click.echo(f"pretrain: finished run {plan.run_id} ({config.run_name}, "
-                   f"{result.step} steps, final loss {result.final_loss:.4f})")
-    return plan.run_id
-
-
-def data_fingerprints(data_run_id: str) -> dict[str, str]:
-    params = MlflowClient().get_run(data_run_id).data.params
-    return {f"data_{k}": v for k, v in params.items() if k.endswith("_sha256")}
+from entrypoints.common import (
+    FLOAT_OR_DEFAULT,
+    INT_OR_DEFAULT,
+    flag,
+    reuse_option,
+    run_command,
+)
+from minimult_ml import experiments
 
 
 def print_registry() -> None:
@@ -208,46 +27,53 @@ def print_registry() -> None:
 @click.option("--exp", default="original", show_default=True,
               help="Paper ID or modification names joined by ';' or '+'.")
 @click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--epochs", type=OPTIONAL_INT,
-              help="Default: the exp's (100; 200 for no-parallel; 2 in the real track).")
-@click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
-@click.option("--checkpoint-every", type=int, help="Steps between checkpoints (0 = end only).")
-@click.option("--batch-size", type=int, help="Effective batch size (default 256).")
-@click.option("--micro-batch-size", type=int, help="Gradient accumulation: rows per pass.")
-@click.option("--lr", type=float, help="Default: the exp's (2e-3; 1e-4 for BERT-base).")
-@click.option("--size", default="",
-              help="small or base (default: the exp's; small in the lab, base in the real track).")
-@click.option("--dropout", type=OPTIONAL_FLOAT, help="Hidden and attention dropout (default 0.1).")
-@click.option("--invert", default="", help="inv-order: the language reversed (default: the "
-                                            "second, Fake-English or German).")
-@click.option("--data-run-id", default="", help="The prepare run to train on (default: newest "
-                                                 "default one of the exp's track).")
-@click.option("--knn-run-id", default="",
-              help="knn-replace: the knn-space run to use (default: built or reused).")
+@click.option("--epochs", type=INT_OR_DEFAULT,
+              show_default="the exp's: 100; 200 for no-parallel; 2 in the real track")
+@click.option("--max-steps", type=INT_OR_DEFAULT, show_default="0 = all epochs",
+              help="Stop after this many optimizer steps.")
+@click.option("--checkpoint-every", type=INT_OR_DEFAULT, show_default="0 = at the end only",
+              help="Steps between checkpoints.")
+@click.option("--batch-size", type=INT_OR_DEFAULT, show_default="256",
+              help="Effective batch size.")
+@click.option("--micro-batch-size", type=INT_OR_DEFAULT, show_default="0 = the batch size",
+              help="Gradient accumulation: rows per pass.")
+@click.option("--lr", type=FLOAT_OR_DEFAULT, show_default="the exp's: 2e-3; 1e-4 for BERT-base")
+@click.option("--size", default="", show_default="the exp's: small in the lab, base in the real "
+                                                 "track", help="small or base.")
+@click.option("--dropout", type=FLOAT_OR_DEFAULT, show_default="0.1",
+              help="Hidden and attention dropout.")
+@click.option("--invert", default="", show_default="the second language: Fake-English, German",
+              help="inv-order: the language reversed.")
+@click.option("--data-run-id", default="",
+              show_default="the newest default prepare run of the exp's track",
+              help="The prepare run to train on.")
+@click.option("--knn-run-id", default="", show_default="built or reused",
+              help="knn-replace: the knn-space run to use.")
 @click.option("--compile", "compile_", type=click.Choice(["auto", "true", "false"]),
               default="auto", show_default=True, help="torch.compile (auto = on CUDA only).")
-@click.option("--resume", type=bool, default=False, show_default=True,
-              help="Continue the newest unfinished run with the same parameters.")
+@flag("--resume", "Continue the newest unfinished run with the same parameters and code.")
 @click.option("--eval-every", type=int, default=0, show_default=True,
               help="Evaluate checkpoints at multiples of N steps, and the last (0 = none); "
                    "checkpoint_every defaults to N. Lab runs only.")
+@reuse_option
 @click.option("--list", "list_", is_flag=True, help="Print the experiment registry and exit.")
 def command(exp: str, seed: int, epochs: int | None, max_steps: int | None,
             checkpoint_every: int | None, batch_size: int | None, micro_batch_size: int | None,
             lr: float | None, size: str, dropout: float | None, invert: str,
             data_run_id: str, knn_run_id: str, compile_: str, resume: bool, eval_every: int,
-            list_: bool) -> None:
+            reuse: str, list_: bool) -> None:
     """Pretrain BERT with MLM on a prepared corpus under an exp's modifications."""
     if list_:
         print_registry()
         return
+    from minimult_ml.steps.pretrain import pretrain, training_overrides
+
     overrides = training_overrides(
         eval_every, seed=seed, epochs=epochs, max_steps=max_steps,
         checkpoint_every=checkpoint_every, batch_size=batch_size,
         micro_batch_size=micro_batch_size or None, lr=lr, size=size or None, dropout=dropout,
         invert=invert or None, compile=compile_)
-    pretrain(exp, overrides, data_run_id or None, resume, own_launcher=True,
-             eval_every=eval_every, knn_run_id=knn_run_id)
+    pretrain(exp, overrides, data_run_id or None, resume, eval_every, knn_run_id, reuse)
 
 
 if __name__ == "__main__":

@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import click
 
-from entrypoints.common import run_command
-from entrypoints.transfer import options, run_transfer
-from minimult_ml.transfer import FinetuneConfig
+from entrypoints.common import run_command, transfer_options
 
 
 @click.command("xnli")
-@options
-def command(run_id: str, step: int | None, train_spec: str, test_spec: str, languages: str,
-            train_examples: int, epochs: float, batch_size: int, lr: float, seed: int) -> None:
+@transfer_options
+def command(run_id: str, step: int | None, train_spec: str, test_spec: str,
+            languages: list[str] | None, train_examples: int, epochs: float, batch_size: int,
+            lr: float, seed: int, reuse: str) -> None:
     """Zero-shot cross-lingual transfer on XNLI of a pretrained model."""
-    codes = [c.strip() for c in languages.split(",") if c.strip()]
-    run_transfer(run_id, step, "xnli", train_spec, test_spec, codes, train_examples, "none",
-                 FinetuneConfig(epochs, batch_size, lr, seed=seed))
+    from minimult_ml.steps.transfer import transfer_run
+    from minimult_ml.transfer import FinetuneConfig
+
+    transfer_run(run_id, step, "xnli", train_spec, test_spec, languages or [], train_examples,
+                 "none", FinetuneConfig(epochs, batch_size, lr, seed=seed), reuse)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ from fasttext.FastText import _FastText, unsupervised_default
 from torch import Tensor
 
 from minimult_ml.data import TokenizedCorpus
+from minimult_ml.errors import InputError
 from minimult_ml.languages import NUM_SPECIAL
 from minimult_ml.prepare import Prepared
 from minimult_ml.threads import single_threaded
@@ -315,7 +316,7 @@ class KnnSpaceConfig:
     def validate(self) -> None:
         for name in ("k", "dim", "epoch", "bucket", "threads"):
             if getattr(self, name) < 1:
-                raise ValueError(f"knn space: {name} must be ≥ 1, got {getattr(self, name)}")
+                raise InputError(f"knn space: {name} must be ≥ 1, got {getattr(self, name)}")
 
 
 def build_knn_table(corpora: list[Iterable[Sequence[str]]], vocabularies: list[list[str]],

@@ -123,3 +123,18 @@ class DeviceCorpus:
         inside = pos < self.lengths[index, None]
         ids = self.ids[where.clamp(max=len(self.ids) - 1)]
         return torch.where(inside, ids, PAD).long()
+
+
+def training_examples(corpus: TokenizedCorpus, n_languages: int, parallel: bool) -> np.ndarray:
+    """(sentence, language) pairs. A multilingual corpus names each sentence's language; the lab's
+    has every sentence in every language, or (no-parallel) is cut into one contiguous part per
+    language, so no sentence is seen in two languages."""
+    n_sentences = len(corpus)
+    sentences = np.arange(n_sentences)
+    if corpus.lang is not None:
+        return np.stack([sentences, corpus.lang.astype(np.int64)], axis=1)
+    if parallel:
+        return np.stack([np.tile(sentences, n_languages),
+                         np.repeat(np.arange(n_languages), n_sentences)], axis=1)
+    part = np.minimum(sentences * n_languages // n_sentences, n_languages - 1)
+    return np.stack([sentences, part], axis=1)

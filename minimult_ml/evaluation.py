@@ -16,13 +16,12 @@ import torch
 from transformers import BertForMaskedLM
 
 from minimult_ml import metrics
-from minimult_ml.data import TokenizedCorpus
+from minimult_ml.data import TokenizedCorpus, training_examples
 from minimult_ml.experiments import TrainConfig
-from minimult_ml.inputs import InputConfig, build_inputs
+from minimult_ml.inputs import InputConfig, build_inputs, input_config
 from minimult_ml.languages import CLS, SEP, LanguageSet
 from minimult_ml.masking import Masker, MaskingConfig
 from minimult_ml.model import hidden_states, mlm_loss
-from minimult_ml.training import input_config, training_examples
 
 PPL_SEED = 0  # the same masked positions for every checkpoint and every exp
 PPL_MASKING = MaskingConfig(mlm_probability=0.15, p_mask=1.0, p_keep=0.0, p_random=0.0)

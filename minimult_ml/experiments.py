@@ -12,14 +12,34 @@ track decides the defaults (paper Table 9 and §5.1) and which paper ID a combin
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from minimult_ml.errors import InputError
 
-# Canonical order (the paper's way of writing combinations).
-MODIFICATIONS = ("lang-pos", "inv-order", "shift-special", "no-random", "no-parallel",
-                 "overparam", "untrained", "knn-replace")
+CONFIG_FILE = "training_config.json"  # a checkpoint's TrainConfig, beside the model
+
+# Each modification and the config fields it sets (paper §2.3–2.4, §4), in canonical order (the
+# paper's way of writing combinations); combined, they apply in this order.
+MODIFICATIONS: dict[str, dict[str, object]] = {
+    "lang-pos": {"lang_pos": True},
+    "inv-order": {"inv_order": True},
+    "shift-special": {"shift_special": True},
+    "no-random": {"p_mask": 0.8, "p_keep": 0.2, "p_random": 0.0},  # the paper's (.8, .2, 0)
+    # Each sentence is seen in one language only: twice the epochs.
+    "no-parallel": {"no_parallel": True, "epochs": 200},
+    "overparam": {"size": "base", "lr": 1e-4},
+    "untrained": {"untrained": True},
+    "knn-replace": {"p_mask": 0.5, "p_keep": 0.1, "p_random": 0.1, "p_knn": 0.3},  # paper §4
+}
+# What a track changes beside the modifications. The real track (paper §5.1): BERT-base,
+# 2 epochs, knn among the 5 nearest neighbours.
+TRACK_DEFAULTS: dict[str, dict[str, object]] = {
+    "lab": {},
+    "real": {"size": "base", "lr": 1e-4, "epochs": 2, "knn_k": 5},
+}
 
 PAPER_IDS: dict[str, tuple[str, ...]] = {
     "0": (), "1": ("lang-pos",), "2": ("shift-special",), "3": ("inv-order",),
@@ -35,7 +55,7 @@ REAL_IDS: dict[str, tuple[str, ...]] = {
     "0-base": (), "3-base": ("inv-order",), "8-base": ("lang-pos", "shift-special", "no-random"),
     "30-base": ("knn-replace",),
 }
-TRACKS = ("lab", "real")
+TRACKS = tuple(TRACK_DEFAULTS)
 # Modifications that only make sense with the lab's parallel English + Fake-English corpus.
 LAB_ONLY = frozenset({"no-parallel", "overparam", "untrained"})
 # The lab runs of Tables 1–2, in the paper's order.
@@ -69,7 +89,7 @@ def parse(exp: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def track_of(exp: str) -> str | None:
+def named_track(exp: str) -> str | None:
     """The track an exp names by itself: "real" for the "-base" IDs, else None (either)."""
     return "real" if exp.strip() in REAL_IDS else None
 
@@ -181,30 +201,17 @@ def resolve(exp: str, track: str | None = None, **overrides: object) -> TrainCon
     """The frozen config of an exp in a track (default: the one the exp names, else the lab):
     the paper's defaults for it, then explicit overrides."""
     mods = parse(exp)
-    named = track_of(exp)
+    named = named_track(exp)
     if track is not None and named is not None and track != named:
         raise InputError(f"exp {exp} is a {named}-track exp, but the data is {track}-track data; "
                          f"pass the exp by its modification names ({canonical(mods)}) or "
                          f"{named}-track data")
     track = track or named or "lab"
-    defaults: dict[str, object] = {
-        "track": track,
-        "lang_pos": "lang-pos" in mods,
-        "shift_special": "shift-special" in mods,
-        "inv_order": "inv-order" in mods,
-        "no_parallel": "no-parallel" in mods,
-        "untrained": "untrained" in mods,
-    }
-    if "no-random" in mods:  # the paper's (.8, .2, 0)
-        defaults |= {"p_mask": 0.8, "p_keep": 0.2, "p_random": 0.0}
-    if "knn-replace" in mods:  # paper §4: (.5, .1, .1, .3)
-        defaults |= {"p_mask": 0.5, "p_keep": 0.1, "p_random": 0.1, "p_knn": 0.3}
-    if "overparam" in mods:
-        defaults |= {"size": "base", "lr": 1e-4}
-    if "no-parallel" in mods:  # each sentence is seen in one language only: twice the epochs
-        defaults |= {"epochs": 200}
-    if track == "real":  # paper §5.1: BERT-base, 2 epochs, knn among the 5 nearest neighbours
-        defaults |= {"size": "base", "lr": 1e-4, "epochs": 2, "knn_k": 5}
+    defaults: dict[str, object] = {"track": track}
+    for name, fields in MODIFICATIONS.items():
+        if name in mods:
+            defaults |= fields
+    defaults |= TRACK_DEFAULTS[track]
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
@@ -212,5 +219,28 @@ def resolve(exp: str, track: str | None = None, **overrides: object) -> TrainCon
     given = {k: v for k, v in overrides.items() if v is not None}
     config = TrainConfig(exp=canonical(mods), paper_id=paper_id(mods, track),
                          **(defaults | given))
+    config.validate()
+    return config
+
+
+def load_config(folder: Path) -> TrainConfig:
+    """The training config saved beside a checkpoint (CONFIG_FILE), validated."""
+    path = folder / CONFIG_FILE
+    try:
+        given = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{folder} has no {CONFIG_FILE}: pass a checkpoint folder written by "
+                         "pretrain") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{path} is not a JSON training config ({err}); pass a checkpoint "
+                         "folder written by pretrain") from None
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(given) - fields) if isinstance(given, dict) else ["(not an object)"]
+    missing = sorted({"exp", "paper_id"} - set(given)) if isinstance(given, dict) else []
+    if unknown or missing:
+        raise InputError(f"{path}: unknown field(s) {', '.join(unknown) or 'none'}, missing "
+                         f"{', '.join(missing) or 'none'}; pass a checkpoint folder written by "
+                         "this version of pretrain")
+    config = TrainConfig(**given)
     config.validate()
     return config

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from minimult_ml.experiments import TrainConfig, inverted_languages
 from minimult_ml.languages import CLS, PAD, SEP, LanguageSet
 
 
@@ -20,6 +21,14 @@ class InputConfig:
     shift_special: bool = False
     inverted: tuple[int, ...] = ()  # languages whose word order is reversed (inv-order)
     max_length: int = 128  # language k's positions start at k · max_length under lang-pos
+
+
+def input_config(config: TrainConfig, languages: LanguageSet) -> InputConfig:
+    """The transforms a run's config asks for, on its language set (training, evaluation,
+    representations and fine-tuning all read the run through this)."""
+    return InputConfig(lang_pos=config.lang_pos, shift_special=config.shift_special,
+                       inverted=inverted_languages(config, languages.codes),
+                       max_length=config.max_length)
 
 
 def inversion_index(local_ids: torch.Tensor, lengths: torch.Tensor,

@@ -12,7 +12,6 @@ the mean of its subword vectors at the chosen layer, with specials and padding d
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +21,9 @@ from torch.nn.utils.rnn import pad_sequence
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from minimult_ml.errors import InputError
-from minimult_ml.experiments import TrainConfig
-from minimult_ml.inputs import InputConfig, build_inputs, inversion_index
+from minimult_ml.experiments import CONFIG_FILE, load_config
+from minimult_ml.inputs import InputConfig, build_inputs, input_config, inversion_index
 from minimult_ml.languages import FILENAME as LANGUAGE_SET_FILE
-from minimult_ml.training import CONFIG_FILE, input_config
 from minimult_ml.vocab import Tokenizers
 from minimult_ml.wordorder import word_vectors
 
@@ -164,6 +162,6 @@ def load_encoder(name: str, device: torch.device | None = None) -> Encoder:
             raise InputError(f"{where} has {LANGUAGE_SET_FILE} but no {CONFIG_FILE}: pass a "
                              f"checkpoint folder of a pretrain run as it was saved")
         tokenizers = Tokenizers.load(folder)
-        config = TrainConfig(**json.loads((folder / CONFIG_FILE).read_text()))
+        config = load_config(folder)
         ours = RunInputs(tokenizers, input_config(config, tokenizers.languages))
     return Encoder(name, model.to(device).eval(), tokenizer, device, ours)

@@ -61,7 +61,7 @@ class Sweep:
               params: dict[str, str] | None = None, **options: object) -> Sweep:
         # A real-track exp keeps its paper ID, which names its track (0-base, not original).
         canonical = list(dict.fromkeys(
-            e.strip() if experiments.track_of(e) else
+            e.strip() if experiments.named_track(e) else
             experiments.canonical(experiments.parse(e)).replace(";", "+") for e in exps))
         if not canonical:
             raise InputError("exps: give at least one exp, e.g. --exps 0,8,30")
@@ -129,7 +129,7 @@ def preparation_steps(sweep: Sweep) -> list[str]:
     steps = []
     for track in experiments.TRACKS:
         configs = [experiments.resolve(exp) for exp in sweep.exps
-                   if (experiments.track_of(exp) or "lab") == track]
+                   if (experiments.named_track(exp) or "lab") == track]
         if not configs:
             continue
         default_data = [] if track == "lab" else [("languages", PrepareConfig.real().languages)]
@@ -145,7 +145,7 @@ def pod_script(sweep: Sweep) -> str:
     """The sweep pod's shell script: JOB_COMPLETION_INDEX → (exp, seed) → pretrain."""
     # The lab's runs are evaluated as they train; the real track's by xnli, afterwards.
     cases = "".join(f"  {i}) exp={shlex.quote(exp)} seed={seed} eval_every="
-                    f"{0 if experiments.track_of(exp) else sweep.eval_every} ;;\n"
+                    f"{0 if experiments.named_track(exp) else sweep.eval_every} ;;\n"
                     for i, (exp, seed) in enumerate(sweep.tasks))
     params = [("resume", "true"), *sweep.params]
     run = _mlflow_run("pretrain", params)

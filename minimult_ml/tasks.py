@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from minimult_ml import genre, nli
+from minimult_ml import genre, nli, tracking
 from minimult_ml.errors import InputError
 
 
@@ -19,19 +19,19 @@ from minimult_ml.errors import InputError
 class Task:
     name: str
     labels: tuple[str, ...]
-    metric: str
+    metric: str  # the prefix of its zero-shot accuracies, "<name>/" (tracking's)
     title: str  # what a table's column says
     every_language: bool  # training data in every language (so an in-language bound)
 
     def accuracy(self, lang: str, kind: str = "") -> str:
         """The metric name of a language's accuracy: zero-shot (""), "majority" or
         "in_language"."""
-        return f"{self.metric}{'_' + kind if kind else ''}/{lang}"
+        return f"{self.metric.removesuffix('/')}{'_' + kind if kind else ''}/{lang}"
 
 
 TASKS = {t.name: t for t in (
-    Task("bible-genre", genre.DIVISIONS, "genre_acc", "Bible genre", every_language=True),
-    Task("xnli", nli.LABELS, "xnli_acc", "XNLI", every_language=False),
+    Task("bible-genre", genre.DIVISIONS, tracking.GENRE_ACC, "Bible genre", every_language=True),
+    Task("xnli", nli.LABELS, tracking.XNLI_ACC, "XNLI", every_language=False),
 )}
 
 
@@ -39,9 +39,3 @@ def task(name: str) -> Task:
     if name not in TASKS:
         raise InputError(f"unknown task {name!r}; the tasks are {', '.join(TASKS)}")
     return TASKS[name]
-
-
-def accuracies(metrics: dict[str, float], prefix: str) -> dict[str, float]:
-    """{lang: value} of the metrics named `<prefix>/<lang>`."""
-    return {k.removeprefix(f"{prefix}/"): v for k, v in metrics.items()
-            if k.startswith(f"{prefix}/")}

@@ -27,45 +27,22 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 from transformers import BertForMaskedLM, get_linear_schedule_with_warmup
 
-from minimult_ml.data import TokenizedCorpus
+from minimult_ml.data import TokenizedCorpus, training_examples
 from minimult_ml.distributed import Process
 from minimult_ml.errors import InputError
-from minimult_ml.experiments import TrainConfig, inverted_languages
-from minimult_ml.inputs import InputConfig, build_inputs
-from minimult_ml.languages import LanguageSet
+from minimult_ml.experiments import CONFIG_FILE, TrainConfig
+from minimult_ml.inputs import build_inputs, input_config
 from minimult_ml.masking import Masker, MaskingConfig
 from minimult_ml.model import MaskedLMObjective, build_model
 from minimult_ml.vocab import Tokenizers
 
-CONFIG_FILE = "training_config.json"
 STATE_FILE = "training_state.pt"
 BUCKET = 50  # batches per length-sorting bucket: little padding, still well shuffled
-
-
-def input_config(config: TrainConfig, languages: LanguageSet) -> InputConfig:
-    return InputConfig(lang_pos=config.lang_pos, shift_special=config.shift_special,
-                       inverted=inverted_languages(config, languages.codes),
-                       max_length=config.max_length)
 
 
 def masking_config(config: TrainConfig) -> MaskingConfig:
     return MaskingConfig(config.mlm_probability, config.p_mask, config.p_keep, config.p_random,
                          config.p_knn)
-
-
-def training_examples(corpus: TokenizedCorpus, n_languages: int, parallel: bool) -> np.ndarray:
-    """(sentence, language) pairs. A multilingual corpus names each sentence's language; the lab's
-    has every sentence in every language, or (no-parallel) is cut into one contiguous part per
-    language, so no sentence is seen in two languages."""
-    n_sentences = len(corpus)
-    sentences = np.arange(n_sentences)
-    if corpus.lang is not None:
-        return np.stack([sentences, corpus.lang.astype(np.int64)], axis=1)
-    if parallel:
-        return np.stack([np.tile(sentences, n_languages),
-                         np.repeat(np.arange(n_languages), n_sentences)], axis=1)
-    part = np.minimum(sentences * n_languages // n_sentences, n_languages - 1)
-    return np.stack([sentences, part], axis=1)
 
 
 def epoch_batches(examples: np.ndarray, lengths: np.ndarray, batch_size: int, seed: int,

@@ -10,13 +10,19 @@ The per-language mean is then correlated (Pearson) with XNLI zero-shot accuracy 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import pearsonr
+
+from minimult_ml.errors import InputError
+from minimult_ml.threads import single_threaded
+
+if TYPE_CHECKING:  # representations imports this module
+    from minimult_ml.representations import Encoder
 
 
 def word_vectors(subword_vectors: torch.Tensor, word_ids: Sequence[int | None]) -> torch.Tensor:
@@ -110,7 +116,63 @@ def correlation(tau: dict[str, float], accuracy: dict[str, float],
     return Correlation(float(r), float(p), len(langs))
 
 
-def correlations(tau: dict[str, float], accuracy: dict[str, float]) -> dict[str, Correlation]:
-    """The paper's two figures: with English (`with_en`) and without it (`without_en`)."""
-    return {"with_en": correlation(tau, accuracy),
-            "without_en": correlation(tau, accuracy, exclude=("en",))}
+PEARSON = {"with_en": (), "without_en": ("en",)}  # the paper's two figures: languages left out
+
+
+def correlations(tau: dict[str, float], accuracy: dict[str, float]) -> dict[str, Correlation | str]:
+    """The paper's two figures, with English (`with_en`) and without it (`without_en`): each a
+    Correlation, or why there is none (fewer than 3 languages with both numbers)."""
+    found: dict[str, Correlation | str] = {}
+    for name, exclude in PEARSON.items():
+        try:
+            found[name] = correlation(tau, accuracy, exclude)
+        except ValueError as err:
+            found[name] = str(err)
+    return found
+
+
+# --- Table 4 of an encoder ------------------------------------------------------------------
+
+def pair_tau(src: torch.Tensor, tgt: torch.Tensor) -> float | None:
+    """One sentence pair's score; None when it has fewer than two aligned words (skipped)."""
+    taus, _ = sentence_taus([(src, tgt)])
+    return taus[0] if taus else None
+
+
+def sentence_scores(encoder: Encoder, texts: dict[str, list[str]],
+                    layer: int) -> dict[str, list[float | None]]:
+    """Kendall's tau distance of every sentence pair en → lang, index-parallel with the data."""
+    english = encoder.word_vectors(texts["en"], "en", layer)
+    scores = {}
+    for lang, lines in texts.items():
+        if lang != "en":
+            target = encoder.word_vectors(lines, lang, layer)
+            with single_threaded():
+                scores[lang] = [pair_tau(s, t) for s, t in zip(english, target, strict=True)]
+    return scores
+
+
+def summarize(scores: dict[str, list[float | None]],
+              accuracy: dict[str, float]) -> dict[str, dict]:
+    """Table 4's rows: tau mean, std (over sentences, ddof 0), sentences, skipped, accuracy.
+
+    English is 1.0 by definition: it is the source side of every pair.
+    """
+    table = {"en": {"tau": 1.0, "std": None, "sentences": None, "skipped": None,
+                    "accuracy": accuracy.get("en")}}
+    for lang, values in scores.items():
+        kept = np.array([v for v in values if v is not None])
+        if not len(kept):
+            raise InputError(f"no en–{lang} sentence pair has two aligned words; check the "
+                             f"{lang} sentences of the data")
+        table[lang] = {"tau": float(kept.mean()), "std": float(kept.std()),
+                       "sentences": len(kept), "skipped": len(values) - len(kept),
+                       "accuracy": accuracy.get(lang)}
+    return table
+
+
+def table_correlations(table: dict[str, dict]) -> dict[str, Correlation | str]:
+    """`correlations` of a `summarize` table's tau and accuracy columns."""
+    return correlations({lang: row["tau"] for lang, row in table.items()},
+                        {lang: row["accuracy"] for lang, row in table.items()
+                         if row["accuracy"] is not None})

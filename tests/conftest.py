@@ -45,7 +45,7 @@ def serve_mlflow(args: list[str], root: Path, env: dict[str, str] | None = None)
              str(port), "--workers", "1", *args], env=env, stdout=subprocess.DEVNULL,
             stderr=log, start_new_session=True)
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 300  # a busy shared machine starts a server slowly
         while True:
             try:
                 urllib.request.urlopen(f"{uri}/health", timeout=2)
@@ -111,7 +111,7 @@ def small_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def prepare_run(mlflow_server: str) -> str:
     """A finished prepare run of the small slice on the test server (its own experiment)."""
-    from entrypoints import prepare as prepare_entry
+    from minimult_ml.steps import prepare as prepare_step
 
     with on_server(mlflow_server, "fixtures"):
-        return prepare_entry.get_or_run(SMALL)
+        return prepare_step.get_or_run(SMALL)

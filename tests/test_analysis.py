@@ -22,22 +22,22 @@ from analysis.tables import Cell, Stat
 from entrypoints import analysis as analysis_entry
 from entrypoints import main as main_entry
 from entrypoints.common import run_command
-from entrypoints.pretrain import run_params
 from minimult_ml import experiments
+from minimult_ml import tracking as tracking_lib
+from minimult_ml.steps.pretrain import run_params
 from minimult_ml.wordorder import correlation
 
 from .conftest import ROOT
 
-METRICS = ("mult_score", "align_f1/L0", "retrieval_p1/L0", "translation_p1/L0", "align_f1/L8",
-           "retrieval_p1/L8", "translation_p1/L8", "ppl/train", "ppl/dev")
+METRICS = tracking_lib.TABLE1_METRICS  # as evaluate logs them
 
 
 def values(seed: int, offset: float, step: int) -> dict[str, float]:
     """Distinct, reproducible numbers per metric, seed and step."""
     base = {k: (offset + 0.013 * seed + 0.0007 * i + step / 1000) % 1
             for i, k in enumerate(METRICS)}
-    return base | {"ppl/train": 10 + 3 * seed + step / 7 + offset,
-                   "ppl/dev": 200 + 11 * seed - step / 3 + offset}
+    return base | {tracking_lib.PPL_TRAIN: 10 + 3 * seed + step / 7 + offset,
+                   tracking_lib.PPL_DEV: 200 + 11 * seed - step / 3 + offset}
 
 
 class Logger:
@@ -103,7 +103,7 @@ def test_tables_1_and_2_equal_a_recomputation_from_the_raw_metrics(
         final["0", seed] = evaluations[-1][1]
     # Row 8: three seeds, far lower μ (a significant difference).
     for seed in (0, 1, 2):
-        scores = values(seed, 0.1, 20) | {"mult_score": 0.05 + 0.01 * seed}
+        scores = values(seed, 0.1, 20) | {tracking_lib.MULT_SCORE: 0.05 + 0.01 * seed}
         log.run("8", seed, [20], [(20, scores)])
         final["8", seed] = scores
     log.run("3", 0, [20], [(20, values(0, 0.2, 20))])  # one seed: too few for a t-test
@@ -115,7 +115,15 @@ def test_tables_1_and_2_equal_a_recomputation_from_the_raw_metrics(
     log.run("5", 0, [10, 30], [(10, values(0, 0.4, 10))])  # the final checkpoint not evaluated
     log.run("6", 0, [10], [(10, values(0, 0.4, 10))], status="RUNNING")
 
-    run_command(analysis_entry.command, ["--tables", "1,2"])
+    # Printing the tables only reads: no analysis run, and only the tables asked for.
+    run_command(analysis_entry.command, ["--tables", "2"])
+    printed = capsys.readouterr().out
+    assert "### Table 2" in printed and "### Table 1" not in printed
+    assert "finished run" not in printed
+    experiment_id = mlflow.get_experiment_by_name(tracking).experiment_id
+    assert not MlflowClient().search_runs([experiment_id], "tags.step = 'analysis'")
+    # Keeping them is a choice: --log.
+    run_command(analysis_entry.command, ["--tables", "1,2", "--log"])
     printed = capsys.readouterr().out
     assert "### Table 1: multilinguality and model fit" in printed and "### Table 2" in printed
     run_id = analysis_run(tracking)
@@ -131,13 +139,14 @@ def test_tables_1_and_2_equal_a_recomputation_from_the_raw_metrics(
     for row_id, seeds in (("0", (0, 1, 2)), ("8", (0, 1, 2)), ("3", (0,)), ("2", (1,))):
         row = table1[row_id]
         assert int(row["n"]) == len(seeds)
-        for key in METRICS:
+        # CSV columns by the evaluation's (and the paper's) names, numbers from the tracked ones.
+        for column, key in zip(tracking_lib.TABLE1_SCORES, METRICS, strict=True):
             mean, std = mean_std([final[row_id, s][key] for s in seeds])
-            assert float(row[f"{key}_mean"]) == pytest.approx(mean, rel=1e-12)
+            assert float(row[f"{column}_mean"]) == pytest.approx(mean, rel=1e-12)
             if std is None:
-                assert row[f"{key}_std"] == ""
+                assert row[f"{column}_std"] == ""
             else:
-                assert float(row[f"{key}_std"]) == pytest.approx(std, rel=1e-12)
+                assert float(row[f"{column}_std"]) == pytest.approx(std, rel=1e-12)
     assert float(table1["0"]["mult_score_paper_mean"]) == 0.70
     assert table1["0"]["mult_score_paper_std"] == ""  # the paper prints none for μ
     assert float(table1["8"]["align_f1/L0_paper_std"]) == 0.26
@@ -151,8 +160,8 @@ def test_tables_1_and_2_equal_a_recomputation_from_the_raw_metrics(
     assert "older run of the same seed (1 run)" in table1["0"]["note"]
     assert "other settings than the newest run (1 run)" in table1["2"]["note"]
     # Welch's t-test of μ against row 0, recomputed from its definition.
-    mu0 = [final["0", s]["mult_score"] for s in (0, 1, 2)]
-    mu8 = [final["8", s]["mult_score"] for s in (0, 1, 2)]
+    mu0 = [final["0", s][tracking_lib.MULT_SCORE] for s in (0, 1, 2)]
+    mu8 = [final["8", s][tracking_lib.MULT_SCORE] for s in (0, 1, 2)]
     (m8, s8), (m0, s0) = mean_std(mu8), mean_std(mu0)
     t = (m8 - m0) / math.sqrt(s8 ** 2 / 3 + s0 ** 2 / 3)
     assert table1["8"]["welch_mu_vs_0"].startswith(f"t = {t:.2f}, p = ")
@@ -207,7 +216,7 @@ def test_table3_and_table4_from_transfer_and_kendall_tau_runs(tracking: str) -> 
     client.set_terminated(run_id)
 
     run_command(analysis_entry.command, ["--tables", "3,4", "--real-experiment",
-                                         f"{tracking}-real"])
+                                         f"{tracking}-real", "--log", "true"])
     out = analysis_run(tracking)
     table3 = csv_rows(mlflow.artifacts.load_text(f"runs:/{out}/table3.csv"))
     assert list(table3) == ["0-base", "3-base", "3-base in-language", "8-base", "30-base",
@@ -252,7 +261,7 @@ def test_table3_and_table4_from_transfer_and_kendall_tau_runs(tracking: str) -> 
 
 def test_empty_store_shows_missing_tables_with_reasons(tracking: str) -> None:
     mlflow.set_experiment(tracking)
-    run_command(analysis_entry.command, ["--real-experiment", "nowhere"])
+    run_command(analysis_entry.command, ["--real-experiment", "nowhere", "--log"])
     out = analysis_run(tracking)
     md = mlflow.artifacts.load_text(f"runs:/{out}/tables.md")
     assert "Paper rows without runs: 0, 1, 2, 4, 5, 6, 7, 8, 15, 16, 17, 3, 9, 18, 19, 30." in md
@@ -321,4 +330,5 @@ def test_python_m_analysis_is_the_same_command() -> None:
     result = subprocess.run([sys.executable, "-m", "analysis", "--tables", "0"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: tables '0': give table numbers from 1,2,3,4, like 1,2"
+    assert result.stderr.strip() == ("error: Invalid value for '--tables': '0': give table "
+                                     "numbers from 1,2,3,4, like 1,2")

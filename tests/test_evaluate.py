@@ -16,6 +16,7 @@ from entrypoints import evaluate as evaluate_entry
 from entrypoints import pretrain as pretrain_entry
 from entrypoints.common import run_command
 from minimult_ml import evaluation, experiments, inputs, training
+from minimult_ml import tracking as tracking_lib
 from minimult_ml.evaluation import Evaluator, evaluate
 from minimult_ml.model import build_model, hidden_states
 from minimult_ml.prepare import load
@@ -168,16 +169,32 @@ def test_entry_point_logs_into_the_pretrain_run(tracking: str, prepare_run: str)
     (run,) = client.search_runs([mlflow.get_experiment_by_name(tracking).experiment_id])
     run_command(evaluate_entry.command, ["--run-id", run.info.run_id, "--checkpoints", "all",
                                          "--dev-sentences", "30"])
-    history = client.get_metric_history(run.info.run_id, "mult_score")
+    history = client.get_metric_history(run.info.run_id, tracking_lib.MULT_SCORE)
     assert sorted(m.step for m in history) == [2, 4]
-    for key in ("align_f1/L0", "retrieval_p1/L8", "translation_p10/L0", "ppl/train", "ppl/dev",
-                "align_forward_precision/L8", "retrieval_p1_en2fake/L0"):
-        assert key in client.get_run(run.info.run_id).data.metrics, key
+    logged = client.get_run(run.info.run_id).data.metrics
+    for key in (tracking_lib.align_f1(0), tracking_lib.retrieval_p1(8), "L0/translation_p10",
+                tracking_lib.PPL_TRAIN, tracking_lib.PPL_DEV, "L8/align_forward_f1",
+                "L8/align_precision", "L0/retrieval_p1_en2fake"):
+        assert key in logged, key
+    # Table 1's numbers group together, in a group sorted before every other.
+    groups = sorted({key.split("/")[0] for key in logged})
+    assert groups[0] == tracking_lib.TABLE1
+    assert {k for k in logged if k.startswith(f"{tracking_lib.TABLE1}/")} == set(
+        tracking_lib.TABLE1_METRICS)
     report = json.loads(Path(mlflow.artifacts.download_artifacts(
         run_id=run.info.run_id, artifact_path="evaluation/step-4.json")).read_text())
     assert report["dev_sentences"] == 30 and report["config"]["shift_special"]
     assert report["scores"]["mult_score"] == pytest.approx(history[-1].value if history[-1].step
                                                            == 4 else history[0].value)
+    # Forward and backward alignment predict one edge per word against a one-to-one gold
+    # alignment: precision = recall = F1, a property, so only the F1 is logged (once).
+    for layer in (0, 8):
+        for direction in ("forward", "backward"):
+            p, r, f1 = (report["scores"][f"align_{direction}_{m}/L{layer}"]
+                        for m in ("precision", "recall", "f1"))
+            assert p == pytest.approx(r, abs=1e-12) and p == pytest.approx(f1, abs=1e-12)
+            assert logged[f"L{layer}/align_{direction}_f1"] == pytest.approx(f1)
+            assert f"L{layer}/align_{direction}_precision" not in logged
     for name in ("token_embeddings_pca.png", "position_similarity.png"):
         png = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
                                                        artifact_path=f"figures/{name}"))
@@ -215,6 +232,6 @@ def test_pretrain_eval_every_evaluates_as_it_trains(tracking: str, prepare_run: 
     client = MlflowClient()
     (run,) = client.search_runs([mlflow.get_experiment_by_name(tracking).experiment_id])
     # Checkpoints follow eval_every, and the last one is evaluated too.
-    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "ppl/dev")) == [
-        2, 4, 5]
+    history = client.get_metric_history(run.info.run_id, tracking_lib.PPL_DEV)
+    assert sorted(m.step for m in history) == [2, 4, 5]
     assert run.data.params["checkpoint_every"] == "2"

@@ -14,12 +14,13 @@ from mlflow.tracking import MlflowClient
 from scipy.stats import pearsonr
 from transformers import BertConfig, BertForMaskedLM, BertModel, PreTrainedTokenizerFast
 
-from entrypoints import kendall_tau
+from entrypoints import kendall_tau as kendall_tau_entry
 from entrypoints.common import run_command
-from minimult_ml import experiments, training, vocab
+from minimult_ml import experiments, training, vocab, wordorder
 from minimult_ml.errors import InputError
 from minimult_ml.inputs import build_inputs
 from minimult_ml.representations import load_encoder
+from minimult_ml.steps import kendall_tau
 from minimult_ml.wordorder import word_vectors
 
 CPU = torch.device("cpu")
@@ -111,7 +112,7 @@ def test_identical_sentences_keep_their_order_in_a_contextual_layer(
     encoder = load_encoder(str(models["contextual"]), CPU)
     vectors = encoder.word_vectors(SENTENCES, "en", 2)
     again = encoder.word_vectors(SENTENCES, "fr", 2)  # any code: a Hugging Face model ignores it
-    assert [kendall_tau.pair_tau(a, b) for a, b in zip(vectors, again, strict=True)] == [
+    assert [wordorder.pair_tau(a, b) for a, b in zip(vectors, again, strict=True)] == [
         1.0] * len(SENTENCES)
 
 
@@ -141,7 +142,7 @@ def test_entry_point_end_to_end(tracking: str, models: dict[str, Path], data_dir
                                 tmp_path: Path) -> None:
     csv_path = tmp_path / "acc.csv"
     csv_path.write_text("lang,accuracy\n" + "".join(f"{k},{v}\n" for k, v in ACCURACY.items()))
-    run_command(kendall_tau.command, [
+    run_command(kendall_tau_entry.command, [
         "--model", str(models["bag"]), "--data", f"dir:{data_dir}", "--languages", "de,fr,es",
         "--layer", "2", "--sentences", "100", "--accuracies", f"csv:{csv_path}"])
 
@@ -225,7 +226,7 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], files: dict[str, str]
     argv = [x.format(tmp=tmp_path, lab=models["lab"]) for k, v in (defaults | given).items()
             for x in (k, v)]
     with pytest.raises(SystemExit) as exit_info:
-        run_command(kendall_tau.command, argv)
+        run_command(kendall_tau_entry.command, argv)
     assert exit_info.value.code == 2
     # Loading a model may draw a progress bar on stderr first; the error is its last line.
     err = capsys.readouterr().err.strip()

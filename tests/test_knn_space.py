@@ -7,13 +7,13 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from entrypoints import knn_space
 from entrypoints import pretrain as pretrain_entry
 from entrypoints.common import run_command
 from minimult_ml import tracking as tracking_lib
 from minimult_ml.crosslingual import KnnSpaceConfig
 from minimult_ml.languages import NUM_SPECIAL, LanguageSet
 from minimult_ml.prepare import load
+from minimult_ml.steps import knn_space
 
 SMALL_SPACE = KnnSpaceConfig(k=2, dim=16, epoch=5, bucket=20_000)
 

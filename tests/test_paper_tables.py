@@ -1,4 +1,4 @@
-"""The transcription of the paper's Tables 1–4 (analysis/paper_tables.json) against the paper's
+"""The transcription of the paper's Tables 1–4 (minimult_ml/paper_tables.json) against the paper's
 own text, parsed here independently of the data file.
 
 tests/fixtures/paper_tables.txt holds the paper's table lines verbatim (paper.txt line numbers in
@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from analysis import paper
-from analysis.runs import TABLE_METRICS
+from minimult_ml import paper
+from minimult_ml.tracking import TABLE1_SCORES as TABLE_METRICS
 
 from .conftest import ROOT
 
@@ -110,7 +110,7 @@ def test_table4_and_its_pearson_r() -> None:
 
 
 def test_kendall_tau_reads_the_same_transcription() -> None:
-    from entrypoints import kendall_tau
+    from minimult_ml.steps import kendall_tau
 
     acc, source = kendall_tau.load_accuracies("paper")
     assert acc == paper.PAPER_XNLI_ACC and "Table 4" in source

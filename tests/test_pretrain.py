@@ -19,11 +19,11 @@ from transformers import AutoTokenizer, BertForMaskedLM
 from entrypoints import pretrain as pretrain_entry
 from entrypoints.common import run_command
 from minimult_ml import experiments
-from minimult_ml.data import TokenizedCorpus
+from minimult_ml.data import TokenizedCorpus, training_examples
 from minimult_ml.errors import InputError
 from minimult_ml.languages import LanguageSet
 from minimult_ml.prepare import load
-from minimult_ml.training import epoch_batches, train, training_examples
+from minimult_ml.training import epoch_batches, train
 
 from .conftest import ROOT
 

@@ -22,7 +22,7 @@ def test_every_mlproject_entry_point_is_a_cli_command() -> None:
     from entrypoints.cli import cli
 
     entry_points = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]
-    assert set(entry_points) <= set(cli.commands)
+    assert set(entry_points) <= set(cli.list_commands(None))
     for name, spec in entry_points.items():
         assert f"entrypoints.{name.replace('-', '_')}" in spec["command"]
 
@@ -48,5 +48,5 @@ def test_mlproject_commands_pass_every_parameter_as_one_argument() -> None:
         for key, value in given.items():
             assert options[f"--{key.replace('_', '-')}"] == value, (name, key)
         # Every option the command passes is one the click command knows.
-        known = {o for p in cli.commands[name].params for o in p.opts}
+        known = {o for p in cli.get_command(None, name).params for o in p.opts}
         assert set(options) <= known, (name, set(options) - known)

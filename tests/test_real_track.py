@@ -19,7 +19,6 @@ import torch
 from mlflow.tracking import MlflowClient
 from transformers import AutoTokenizer, BertForMaskedLM
 
-from entrypoints import knn_space
 from entrypoints import prepare as prepare_entry
 from entrypoints import pretrain as pretrain_entry
 from entrypoints import xnli as xnli_entry
@@ -27,10 +26,12 @@ from entrypoints.common import run_command
 from minimult_ml import experiments
 from minimult_ml import tracking as tracking_lib
 from minimult_ml.crosslingual import KnnSpaceConfig
-from minimult_ml.inputs import build_inputs
+from minimult_ml.inputs import build_inputs, input_config
 from minimult_ml.languages import CLS, NUM_SPECIAL, SEP
 from minimult_ml.prepare import PrepareConfig, load, prepare
-from minimult_ml.training import input_config
+from minimult_ml.steps import knn_space
+from minimult_ml.steps import prepare as prepare_step
+from minimult_ml.steps import pretrain as pretrain_step
 
 from .conftest import ROOT, _free_port, on_server
 
@@ -182,7 +183,7 @@ def test_xnli_pairs_get_the_inputs_pretraining_gave_their_language(real_prepared
 def real_run(mlflow_server: str) -> str:
     """A finished real-track prepare run on the test server (its own experiment)."""
     with on_server(mlflow_server, "fixtures-real"):
-        return prepare_entry.get_or_run(REAL)
+        return prepare_step.get_or_run(REAL)
 
 
 def test_every_real_track_exp_pretrains_and_transfers_on_xnli(tracking: str,
@@ -190,7 +191,7 @@ def test_every_real_track_exp_pretrains_and_transfers_on_xnli(tracking: str,
     client = MlflowClient()
     space = knn_space.get_or_run(real_run, KnnSpaceConfig(k=5, dim=16, epoch=5, bucket=20_000))
     for exp in ("0-base", "3-base", "8-base", "30-base"):
-        run_id = pretrain_entry.pretrain(
+        run_id = pretrain_step.pretrain(
             exp, {"size": "small", "max_steps": 3, "batch_size": 8}, real_run, resume=False,
             knn_run_id=space if exp == "30-base" else "")
         run = client.get_run(run_id)
@@ -281,7 +282,7 @@ def test_bad_inputs(tracking: str, real_run: str, prepare_run: str, tmp_path: Pa
     assert "source=bible" in _bad(pretrain_entry.command, ["--exp", "0-base", "--data-run-id",
                                                            real_run, "--eval-every", "2"], capsys)
     # XNLI: a test file with the wrong header, a language the model does not know.
-    pretrain_entry.pretrain("0-base", {"size": "small", "max_steps": 1, "batch_size": 8},
+    pretrain_step.pretrain("0-base", {"size": "small", "max_steps": 1, "batch_size": 8},
                             real_run, resume=False)
     capsys.readouterr()
     (run,) = MlflowClient().search_runs(

@@ -13,13 +13,13 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from analysis import reproduction
-from analysis.runs import PretrainRun
 from entrypoints import main as main_entry
-from entrypoints import pretrain as pretrain_entry
 from entrypoints.common import run_command
+from minimult_ml import reproduction
 from minimult_ml import tracking as tracking_lib
 from minimult_ml.prepare import PrepareConfig
+from minimult_ml.results import PretrainRun
+from minimult_ml.steps import pretrain as pretrain_step
 
 # One epoch of 200 sentences in both languages at batch 32: 13 steps, evaluated at 8 and 13.
 TINY = reproduction.Profile(PrepareConfig(train_sentences=200, dev_sentences=40, vocab_size=300),
@@ -61,12 +61,22 @@ def test_sweep_reuses_retries_reports_and_evaluates(tracking: str, monkeypatch: 
     failed = runs(tracking, f"params.exp = '{BAD}' and attributes.status = 'FAILED'")
     assert len(failed) == 2  # the try and the retry, each its own MLflow run
     [sweep_run] = runs(tracking, "tags.step = 'sweep'")
-    # The pretrain run is nested under the sweep's, and `mlflow run`'s own run for the step
-    # (whose parameters, as given, differ from the resolved ones) points at it.
-    assert pretrain.data.tags["mlflow.parentRunId"] == sweep_run.info.run_id
+    # The pretrain run is linked to the sweep's, not nested under it: the runs table compares
+    # the step runs without expanding anything. `mlflow run`'s own run for the step (whose
+    # parameters, as given, differ from the resolved ones) says what it is and sits under it.
+    assert pretrain.data.tags["sweep_run_id"] == sweep_run.info.run_id
+    assert "mlflow.parentRunId" not in pretrain.data.tags
     [launcher] = runs(tracking, f"tags.see_run_id = '{pretrain.info.run_id}'")
     assert launcher.data.tags["mlflow.project.entryPoint"] == "pretrain"
-    assert launcher.data.tags["mlflow.parentRunId"] == sweep_run.info.run_id
+    assert launcher.data.tags["mlflow.parentRunId"] == pretrain.info.run_id
+    assert launcher.data.tags["step"] == "launcher"
+    assert launcher.info.run_name == f"launch-{pretrain.info.run_name}"
+    # Every run says what it is: a step tag and a name of ours, failed launchers included.
+    prefix = {"launcher": "launch-", "sweep": "sweep-", "prepare": "prepare-",
+              "pretrain": "8-", "analysis": "analysis"}
+    for run in runs(tracking, ""):
+        assert run.info.run_name.startswith(prefix[run.data.tags["step"]]), run.info.run_name
+    assert {r.info.run_name for r in failed} == {"launch-pretrain"}
     report = json.loads(mlflow.artifacts.load_text(f"runs:/{sweep_run.info.run_id}/sweep.json"))
     assert [(o["step"], o["status"]) for o in report] == [
         ("prepare", "ran"), ("pretrain exp=8 seed=0", "ran"), (f"pretrain exp={BAD} seed=0",
@@ -85,7 +95,7 @@ def test_sweep_reuses_retries_reports_and_evaluates(tracking: str, monkeypatch: 
 
     # 2. Seed 1 already trained with the sweep's parameters but never evaluated.
     config = reproduction.pretrain_config("8", 1, TINY)
-    unevaluated = pretrain_entry.pretrain(
+    unevaluated = pretrain_step.pretrain(
         "8", {"seed": 1, "epochs": config.epochs, "batch_size": config.batch_size,
               "checkpoint_every": config.checkpoint_every}, prepare.info.run_id, resume=False)
     assert PretrainRun(MlflowClient().get_run(unevaluated)).problem.startswith("no evaluation")

@@ -22,7 +22,8 @@ import psycopg2
 import pytest
 from mlflow.tracking import MlflowClient
 
-from entrypoints import prepare as prepare_entry
+from minimult_ml import tracking
+from minimult_ml.steps import prepare as prepare_step
 from minimult_ml.sweep import Sweep, manifests
 from minimult_ml.tracking import LAB_EXPERIMENT
 
@@ -131,7 +132,7 @@ def test_sweep_pod_trains_and_evaluates_against_the_production_server(
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     mlflow.set_tracking_uri(auth_server)
-    data_run_id = prepare_entry.get_or_run(SMALL)
+    data_run_id = prepare_step.get_or_run(SMALL)
 
     sweep = Sweep.build(["original"], [0, 7], "registry.example.org/minimult-ml:test",
                         {"data_run_id": data_run_id, "max_steps": "2", "batch_size": "8"},
@@ -154,10 +155,10 @@ def test_sweep_pod_trains_and_evaluates_against_the_production_server(
     assert (run.data.tags["exp"], run.data.tags["seed"]) == ("original", "7")
     assert run.data.params["data_run_id"] == data_run_id
     assert len(run.data.params["git_commit"]) == 40  # provenance from this checkout
-    history = client.get_metric_history(run.info.run_id, "mult_score")
+    history = client.get_metric_history(run.info.run_id, tracking.MULT_SCORE)
     assert [m.step for m in history] == [2]
-    assert {"align_f1/L0", "retrieval_p1/L8", "translation_p1/L0", "ppl/dev", "loss/train"} <= set(
-        run.data.metrics)
+    assert {tracking.align_f1(0), tracking.retrieval_p1(8), tracking.translation_p1(0),
+            tracking.PPL_DEV, tracking.LOSS} <= set(run.data.metrics)
     assert [f.path for f in client.list_artifacts(run.info.run_id, "evaluation")] == [
         "evaluation/step-2.json"]
     # The server keeps runs and users in PostgreSQL.

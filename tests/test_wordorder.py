@@ -8,8 +8,8 @@ import pytest
 import torch
 from scipy.stats import kendalltau
 
-from analysis.paper import PAPER_TAU, PAPER_XNLI_ACC
 from minimult_ml.figures import histogram_plot, scatter_plot
+from minimult_ml.paper import PAPER_TAU, PAPER_XNLI_ACC
 from minimult_ml.wordorder import (
     alignment_permutation,
     correlation,

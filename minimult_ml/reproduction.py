@@ -1,0 +1,248 @@
+"""The reproduction sweep behind the tables (MLproject `main`).
+
+prepare → pretrain, evaluated while it trains (knn-replace builds its space inside pretrain) for
+every exp × seed, then the analysis. As in MLflow's multistep-workflow example each step is its
+own `mlflow run` process, so one failing step cannot take the others down, and a step whose
+finished run already exists — same parameters, same code (see `steps.runs`) — is not run again.
+A pretraining only counts as done once its final checkpoint is evaluated by the current evaluate
+code: a finished run that is not gets an `evaluate` step instead of a new training. A failed
+step is retried once (pretraining resumes from its last checkpoint), and the sweep goes on with
+the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import mlflow
+from mlflow.exceptions import ExecutionException
+
+from minimult_ml import experiments, tracking
+from minimult_ml.errors import InputError
+from minimult_ml.experiments import TrainConfig
+from minimult_ml.prepare import PrepareConfig
+from minimult_ml.results import PretrainRun
+from minimult_ml.steps import evaluate as evaluate_step
+from minimult_ml.steps import pretrain as pretrain_step
+from minimult_ml.steps import runs
+
+SEEDS = (0, 42, 43, 100, 101)  # paper Table 9
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much data and training a sweep spends: the paper's, or a CPU smoke check."""
+
+    prepare: PrepareConfig
+    epoch_scale: float  # of each exp's epochs (100; 200 for no-parallel)
+    eval_every: int  # steps between evaluated checkpoints (the curves of Figures 6–7)
+    batch_size: int = 256
+
+    def epochs(self, exp: str) -> int | None:
+        """The epochs to pass to pretrain: None (the exp's default) at scale 1."""
+        if self.epoch_scale == 1:
+            return None
+        return max(1, round(experiments.resolve(exp).epochs * self.epoch_scale))
+
+
+PROFILES = {
+    "paper": Profile(PrepareConfig(), epoch_scale=1, eval_every=500),
+    # A smoke check of the whole chain on a laptop CPU, a few minutes per BERT-small run on
+    # one core: 1% of the epochs (1; 2 for no-parallel) at smaller batches for more steps, a
+    # short dev set. The whole training corpus, though: on a 2,000-sentence slice the WordPiece
+    # trainer's ties at the vocabulary's cut-off differ from process to process, and so would
+    # the data. Far from the paper's numbers.
+    "quick": Profile(PrepareConfig(dev_sentences=300), epoch_scale=0.01, eval_every=100,
+                     batch_size=64),
+}
+
+
+@dataclass
+class Outcome:
+    step: str  # e.g. "pretrain exp=8 seed=0"
+    status: str  # reused, ran, ran after a retry, failed, skipped
+    run_id: str = ""
+    detail: str = ""
+
+    def line(self) -> str:
+        return " ".join(x for x in (f"{self.status:>18s}  {self.step}", self.run_id,
+                                    self.detail) if x)
+
+
+Launch = Callable[[str, dict[str, object]], bool]
+
+
+def mlflow_launcher(project_uri: str, experiment: str) -> Launch:
+    """Run an entry point of the project as its own process, as MLflow's multistep example does;
+    True when it succeeded."""
+    def launch(entry_point: str, parameters: dict[str, object]) -> bool:
+        try:
+            mlflow.projects.run(uri=project_uri, entry_point=entry_point,
+                                parameters=parameters, env_manager="local",
+                                experiment_name=experiment, synchronous=True)
+        except ExecutionException:
+            return False
+        return True
+
+    return launch
+
+
+def attempt(step: str, launch: Callable[[], bool],
+            done: Callable[[], str | None] | None, look_first: bool = True) -> Outcome:
+    """Reuse a done step (unless not `look_first`), else launch it, once more if it fails.
+    done() gives the id of the step's finished run or None; without it, a step is done when its
+    process succeeded."""
+    if done and look_first and (run_id := done()):
+        return Outcome(step, "reused", run_id)
+    for tries in (1, 2):
+        click.echo(f"sweep: {step}" + (" (retry)" if tries == 2 else ""))
+        if launch() and (done is None or (run_id := done())):
+            return Outcome(step, "ran" if tries == 1 else "ran after a retry",
+                           run_id if done else "")
+    return Outcome(step, "failed", detail="twice; its own output above says why")
+
+
+def prepare_step(profile: Profile, experiment: str, launch: Launch, reuse: str) -> Outcome:
+    params = dataclasses.asdict(profile.prepare)
+
+    def done() -> str | None:
+        # Under reuse=never only the launched step's own run counts: it is the newest made by
+        # this code.
+        run = runs.find_finished("prepare", params, experiment,
+                                 "same-code" if reuse == "never" else reuse)
+        return run.info.run_id if run else None
+
+    return attempt("prepare", lambda: launch("prepare", params | {"reuse": reuse}), done,
+                   look_first=reuse != "never")
+
+
+def pretrain_config(exp: str, seed: int, profile: Profile) -> TrainConfig | None:
+    """The config pretrain will train for this sweep's parameters; None for an exp that does
+    not resolve (its own step then says why)."""
+    try:
+        return pretrain_step.resolve_config(exp, profile.eval_every, "lab", seed=seed,
+                                            epochs=profile.epochs(exp),
+                                            batch_size=profile.batch_size)
+    except InputError:
+        return None
+
+
+def finished_pretrain(config: TrainConfig | None, data_run_id: str, experiment: str,
+                      reuse: str) -> list[PretrainRun]:
+    """The finished pretrain runs of `config` on this data, newest first (see
+    `pretrain.finished_runs`)."""
+    if config is None:
+        return []
+    return [PretrainRun(r) for r in pretrain_step.finished_runs(config, data_run_id, experiment,
+                                                                reuse)]
+
+
+def evaluated_by_this_code(run: PretrainRun, reuse: str) -> bool:
+    """Whether the run's evaluation counts: made by the evaluate step's current code (under
+    reuse=any, any evaluation does)."""
+    return reuse == "any" or run.run.data.tags.get(evaluate_step.CODE_TAG) == \
+        runs.code_version("evaluate")
+
+
+def pretrain_sweep_step(exp: str, seed: int, profile: Profile, data_run_id: str,
+                        experiment: str, launch: Launch, reuse: str) -> Outcome:
+    config = pretrain_config(exp, seed, profile)
+    # Resolved values where known, so that `mlflow run`'s own run shows what was trained.
+    parameters = {"exp": exp, "seed": seed, "epochs": "", "batch_size": profile.batch_size,
+                  "eval_every": profile.eval_every, "data_run_id": data_run_id,
+                  "resume": "true", "reuse": reuse}
+    if config:
+        parameters |= {"exp": config.exp, "epochs": config.epochs,
+                       "checkpoint_every": config.checkpoint_every}
+    # Under reuse=never only what this sweep trains counts: it is made by this code.
+    found_by = "same-code" if reuse == "never" else reuse
+
+    def done() -> str | None:
+        found = finished_pretrain(config, data_run_id, experiment, found_by)
+        return next((r.run_id for r in found
+                     if r.problem is None and evaluated_by_this_code(r, found_by)), None)
+
+    def run() -> bool:
+        if found := finished_pretrain(config, data_run_id, experiment, found_by):
+            # Trained, but its final checkpoint is not evaluated (or by other code): evaluate
+            # instead of retraining; every checkpoint when the curves came from other code.
+            newest = found[0]
+            stale = newest.problem is None or (newest.history and \
+                not evaluated_by_this_code(newest, found_by))
+            return launch("evaluate", {"run_id": newest.run_id,
+                                       "checkpoints": "all" if stale else "last"})
+        return launch("pretrain", parameters)
+
+    return attempt(f"pretrain exp={exp} seed={seed}", run, done, look_first=reuse != "never")
+
+
+def analysis_step(exps: list[str], experiment: str, launch: Launch) -> Outcome:
+    """Table 1, and Table 2 when the sweep has one of its no-parallel rows; logged as an
+    analysis run (the sweep's record of what it produced)."""
+    table2 = False
+    for exp in exps:
+        try:
+            table2 |= "no-parallel" in experiments.parse(exp)
+        except InputError:
+            continue
+    tables = "1,2" if table2 else "1"
+    params = {"tables": tables, "experiment": experiment, "log": "true"}
+    return attempt(f"analysis tables={tables}", lambda: launch("analysis", params), None)
+
+
+def sweep(exps: list[str], seeds: list[int], profile: Profile, experiment: str,
+          launch: Launch, reuse: str = "same-code") -> list[Outcome]:
+    """Every step of the sweep, in order; the outcome of each."""
+    runs.check_reuse(reuse)
+    outcomes = [prepare_step(profile, experiment, launch, reuse)]
+    data_run_id = outcomes[0].run_id
+    for exp in exps:
+        for seed in seeds:
+            if not data_run_id:
+                outcomes.append(Outcome(f"pretrain exp={exp} seed={seed}", "skipped",
+                                        detail="prepare failed"))
+                continue
+            outcomes.append(pretrain_sweep_step(exp, seed, profile, data_run_id, experiment,
+                                                launch, reuse))
+    return outcomes
+
+
+def main(exps: list[str], seeds: list[int], profile: str, project_uri: str,
+         reuse: str = "same-code") -> list[Outcome]:
+    """The sweep as a run of its own (tag step=sweep; each step's run links to it by its
+    `sweep_run_id` tag), then the analysis; the outcome of every step, also logged as
+    sweep.json."""
+    real = [exp for exp in exps if experiments.named_track(exp)]
+    if real:
+        raise InputError(f"exps {', '.join(real)}: main reproduces the lab's Tables 1–2; train "
+                         "real-track exps with the pretrain entry point and test them with xnli")
+    if profile not in PROFILES:
+        raise InputError(f"profile {profile!r}: use one of {', '.join(PROFILES)}")
+    runs.check_reuse(reuse)
+    experiment = tracking.experiment_name()
+    launch = mlflow_launcher(project_uri, experiment)
+    params = {"exps": ",".join(exps), "seeds": ",".join(map(str, seeds)), "profile": profile,
+              "reuse": reuse}
+    description = (f"Reproduction sweep ({profile} profile): exps {', '.join(exps)} × seeds "
+                   f"{', '.join(map(str, seeds))}, then Table 1.")
+    with tracking.start_run(f"sweep-{profile}", {"step": "sweep"}, params, experiment,
+                            description):
+        outcomes = sweep(exps, seeds, PROFILES[profile], experiment, launch, reuse)
+        click.echo("sweep: " + ", ".join(f"{sum(o.status == s for o in outcomes)} {s}"
+                                          for s in dict.fromkeys(o.status for o in outcomes)))
+        for outcome in outcomes:
+            click.echo(outcome.line())
+        outcomes.append(analysis_step(exps, experiment, launch))
+        failed = [o for o in outcomes if o.status in ("failed", "skipped")]
+        with tempfile.TemporaryDirectory() as tmp, tracking.server_errors():
+            path = Path(tmp) / "sweep.json"
+            path.write_text(json.dumps([o.__dict__ for o in outcomes], indent=2))
+            mlflow.log_artifact(str(path))
+            mlflow.log_metric("failed_steps", len(failed))
+    return outcomes
