@@ -15,14 +15,16 @@ import math
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import datasets
 import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 from transformers import (
-    BertForSequenceClassification,
+    AutoModelForSequenceClassification,
     EvalPrediction,
+    PreTrainedModel,
     Trainer,
     TrainerCallback,
     TrainingArguments,
@@ -117,12 +119,13 @@ def _accuracy(prediction: EvalPrediction) -> dict[str, float]:
     return {"accuracy": float((prediction.predictions.argmax(-1) == prediction.label_ids).mean())}
 
 
-def finetune(checkpoint: str, tokenizers: Tokenizers, inputs: InputConfig, train: Examples,
+def finetune(checkpoint: str | Path, tokenizers: Tokenizers, inputs: InputConfig, train: Examples,
              num_labels: int, config: FinetuneConfig, device: torch.device,
              dev: Examples | None = None, language: str = "en",
              log: Log = lambda metrics, step: None,
-             log_prefix: str = "finetune") -> BertForSequenceClassification:
-    """BertForSequenceClassification from a pretraining checkpoint, fine-tuned on `train` in
+             log_prefix: str = "finetune") -> PreTrainedModel:
+    """The checkpoint's sequence classifier (BERT's, or RoFormer's under rel-pos), fine-tuned
+    on `train` in
     `language` with the Hugging Face Trainer (AdamW, linear warmup and decay). With `dev`, the
     model is evaluated on it after every epoch and the most accurate epoch's is returned (model
     selection on the dev set, never on the test languages)."""
@@ -130,7 +133,7 @@ def finetune(checkpoint: str, tokenizers: Tokenizers, inputs: InputConfig, train
     if language not in tokenizers.languages.codes:
         raise InputError(f"the model's languages are {', '.join(tokenizers.languages.codes)}: "
                          f"fine-tuning is in {language}, so {language} must be one of them")
-    model = BertForSequenceClassification.from_pretrained(checkpoint, num_labels=num_labels)
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=num_labels)
     cuda = device.type == "cuda"
     select = "epoch" if dev is not None else "no"
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,7 +157,7 @@ def finetune(checkpoint: str, tokenizers: Tokenizers, inputs: InputConfig, train
 
 
 @torch.inference_mode()
-def predict(model: BertForSequenceClassification, tokenizers: Tokenizers, inputs: InputConfig,
+def predict(model: PreTrainedModel, tokenizers: Tokenizers, inputs: InputConfig,
             code: str, examples: Examples, device: torch.device,
             batch_size: int = 128) -> np.ndarray:
     """Predicted label indices for language `code`'s examples (batched by length)."""
@@ -183,7 +186,7 @@ def majority_label(train: Examples) -> int:
     return int(np.bincount(train.labels).argmax())
 
 
-def test(model: BertForSequenceClassification, tokenizers: Tokenizers, inputs: InputConfig,
+def test(model: PreTrainedModel, tokenizers: Tokenizers, inputs: InputConfig,
          test_sets: dict[str, Examples], num_labels: int, device: torch.device,
          majority: int | None = None) -> dict[str, dict]:
     """Per language: accuracy, number of examples and the confusion matrix ([gold, predicted]);
