@@ -125,8 +125,8 @@ def finetune(checkpoint: str | Path, tokenizers: Tokenizers, inputs: InputConfig
              log: Log = lambda metrics, step: None,
              log_prefix: str = "finetune") -> PreTrainedModel:
     """The checkpoint's sequence classifier (BERT's, or RoFormer's under rel-pos), fine-tuned
-    on `train` in
-    `language` with the Hugging Face Trainer (AdamW, linear warmup and decay). With `dev`, the
+    on `train` in `language` with the Hugging Face Trainer (AdamW, linear warmup and decay).
+    With `dev`, the
     model is evaluated on it after every epoch and the most accurate epoch's is returned (model
     selection on the dev set, never on the test languages)."""
     config.validate()
