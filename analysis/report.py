@@ -104,7 +104,9 @@ def build(tables: Sequence[int], experiment: str, real_experiment: str, out: Pat
         built += [table2(groups)] if 2 in tables else []
         draw_curves(groups, out / "figures" / CURVES_FILE)
     if 3 in tables:
-        built.append(table3(search([real_experiment], "xnli"), real_experiment))
+        # Transfer runs, and xnli runs from before the transfer step.
+        built.append(table3(search([real_experiment], "transfer")
+                            + search([real_experiment], "xnli"), real_experiment))
     if 4 in tables:
         built.append(table4(*newest_kendall_tau([experiment, real_experiment])))
     for table in built:

@@ -16,7 +16,7 @@ import mlflow
 from mlflow.entities import Run
 from scipy.stats import ttest_ind
 
-from minimult_ml import experiments, paper, tracking, wordorder
+from minimult_ml import experiments, paper, tasks, tracking, wordorder
 from minimult_ml.results import TABLE_METRICS, PretrainRun
 
 TABLE1_IDS = tuple(paper.rows("table1"))
@@ -220,53 +220,105 @@ def table2(groups: dict[str, ExpGroup]) -> Table:
                           only_with_runs=False)
 
 
-# --- Table 3: xnli runs --------------------------------------------------------------------
+# --- Table 3: transfer runs ----------------------------------------------------------------
 
-def xnli_accuracies(run: Run) -> dict[str, float]:
-    return tracking.by_language(run.data.metrics, tracking.XNLI_ACC)
+def task_of(run: Run) -> tasks.Task:
+    """The transfer task of a run (an xnli run from before the transfer step: XNLI)."""
+    return tasks.TASKS.get(run.data.tags.get("task", "xnli"), tasks.TASKS["xnli"])
 
 
-def table3(xnli_runs: list[Run], experiment: str) -> Table:
-    """XNLI accuracy per language, mean ± std over seeds, per real-track model."""
+def _languages(runs: list[Run], task: tasks.Task, first: Sequence[str] = ()) -> list[str]:
+    found = {lang for run in runs for lang in tracking.by_language(run.data.metrics, task.metric)}
+    rest = sorted(found - set(first), key=lambda lang: (lang != "en", lang))
+    return [*first, *rest]
+
+
+def table3(transfer_runs: list[Run], experiment: str) -> Table:
+    """Zero-shot accuracy per task and language, mean ± std over seeds, per real-track model
+    (the newest run per exp, task and seed), beside the paper's XNLI numbers. For a task with
+    training data in every language (bible-genre) also the majority-class baseline and each
+    model's in-language bound."""
     published = paper.rows("table3")
-    chosen: dict[str, dict[str, Run]] = {}  # paper id → seed → newest run with accuracies
-    for run in xnli_runs:
-        tags = run.data.tags
-        if xnli_accuracies(run):
+    chosen: dict[tuple[str, str], dict[str, Run]] = {}  # (paper id, task) → seed → run
+    for run in transfer_runs:
+        task = task_of(run)
+        if tracking.by_language(run.data.metrics, task.metric):
+            tags = run.data.tags
             key = tags.get("paper_id") or tags.get("exp", "?")
-            chosen.setdefault(key, {}).setdefault(tags.get("seed", "?"), run)
-    langs = list(published["0-base"].mean)
-    langs += sorted({lang for seeds in chosen.values() for run in seeds.values()
-                     for lang in xnli_accuracies(run)} - set(langs))
-    columns = [Column(lang, lang, "frac") for lang in langs]
+            chosen.setdefault((key, task.name), {}).setdefault(tags.get("seed", "?"), run)
+    by_task = {name: [r for (_, t), seeds in chosen.items() if t == name for r in seeds.values()]
+               for name in tasks.TASKS}
+    # XNLI's columns are always there (the paper's numbers); another task's when it has runs.
+    shown = [tasks.TASKS["xnli"]] + [tasks.TASKS[name] for name in by_task
+                                     if name != "xnli" and by_task[name]]
+    langs = {task.name: _languages(by_task[task.name], task,
+                                   list(published["0-base"].mean) if task.name == "xnli" else ())
+             for task in shown}
+    columns = [Column(f"{task.name}:{lang}", f"{task.title} {lang}", "frac")
+               for task in shown for lang in langs[task.name]]
+
+    def cells(row_id: str, kind: str = "") -> tuple[dict[str, Cell], int]:
+        """The row's cells from its runs' `kind` of accuracy, and the most seeds behind one."""
+        found, n = {}, 0
+        for task in shown:
+            runs = list(chosen.get((row_id, task.name), {}).values())
+            p = published.get(row_id) if task.name == "xnli" and not kind else None
+            for lang in langs[task.name]:
+                values = [m[metric] for r in runs
+                          if (metric := task.accuracy(lang, kind)) in (m := r.data.metrics)]
+                n = max(n, len(values))
+                found[f"{task.name}:{lang}"] = Cell(stat(values), p.mean.get(lang) if p else None,
+                                                    p.std.get(lang) if p else None)
+        return found, n
+
     rows = []
-    for row_id in (*TABLE3_IDS, *sorted(set(chosen) - set(TABLE3_IDS)), "mBERT"):
-        runs = list(chosen.get(row_id, {}).values())
+    ids = (*TABLE3_IDS, *sorted({key for key, _ in chosen} - set(TABLE3_IDS)))
+    for row_id in (*ids, "mBERT"):
         p = published.get(row_id)
-        cells = {lang: Cell(stat([a[lang] for r in runs if lang in (a := xnli_accuracies(r))]),
-                            p.mean.get(lang) if p else None, p.std.get(lang) if p else None)
-                 for lang in langs}
+        row_cells, n = cells(row_id)
         note = ("published numbers only" if row_id == "mBERT" else
-                "" if runs else f"no finished xnli run in experiment {experiment}")
-        rows.append(Row(row_id, p.description if p else row_id, cells, len(runs), note))
-    return Table("table3", "Table 3: XNLI zero-shot accuracy (fine-tuned on English)", columns,
-                 rows, ["Cells: ours mean ± sample std over seeds (paper's in brackets)."])
+                "" if n else f"no finished transfer run in experiment {experiment}")
+        rows.append(Row(row_id, p.description if p else row_id, row_cells, n, note))
+        bound, n = cells(row_id, "in_language")
+        if n:
+            rows.append(Row(f"{row_id} in-language", "fine-tuned and tested in each language",
+                            bound, n))
+    # The majority class is the same whichever model: over every run that logged it.
+    majority = {f"{task.name}:{lang}": Cell(stat([
+        m[task.accuracy(lang, "majority")] for r in by_task[task.name]
+        if task.accuracy(lang, "majority") in (m := r.data.metrics)]))
+        for task in shown for lang in langs[task.name]}
+    if any(c.ours for c in majority.values()):
+        rows.append(Row("majority", "always the most frequent training label", majority,
+                        max(c.ours.n for c in majority.values() if c.ours)))
+    notes = ["Cells: ours mean ± sample std over seeds (the paper's BERT-base models on XNLI in "
+             "brackets); n = seeds.",
+             "Columns by task: XNLI = English MultiNLI → XNLI test (3 classes); Bible genre = a "
+             "verse's division of the canon (8 classes: " + ", ".join(tasks.TASKS[
+                 "bible-genre"].labels) + "), fine-tuned on the English Bible's train chapters, "
+             "tested on the test chapters of every language (zero-shot except the in-language "
+             "rows)."]
+    return Table("table3", "Table 3: zero-shot transfer accuracy (fine-tuned on English)",
+                 columns, rows, notes)
 
 
 # --- Table 4: the newest kendall-tau run ------------------------------------------------------
 
 def table4(run: Run | None, accuracies: dict[str, float]) -> Table:
-    """Kendall's tau per language beside XNLI accuracy, and their Pearson r with and without
-    English; `accuracies` are those the run correlated with (its table4.json)."""
+    """Kendall's tau per language beside zero-shot accuracy (XNLI, or the task the run's
+    accuracies come from), and their Pearson r with and without English; `accuracies` are
+    those the run correlated with (its table4.json)."""
+    task = tasks.TASKS.get(run.data.params.get("accuracy_task", "xnli") if run else "xnli",
+                           tasks.TASKS["xnli"])
     columns = [Column("kendall_tau", "Kendall's tau", "frac"),
-               Column("xnli_acc", "XNLI acc. (%)", "pct")]
+               Column("accuracy", f"{task.title} acc. (%)", "pct")]
     tau = tracking.by_language(run.data.metrics, tracking.KENDALL_TAU) if run else {}
     rows = []
     for lang in list(paper.PAPER_TAU) + sorted(set(tau) - set(paper.PAPER_TAU)):
         ours_tau = Stat(tau[lang], None, 1) if lang in tau else None
         ours_acc = Stat(accuracies[lang], None, 1) if lang in accuracies else None
         cells = {"kendall_tau": Cell(ours_tau, paper.PAPER_TAU.get(lang)),
-                 "xnli_acc": Cell(ours_acc, paper.PAPER_XNLI_ACC.get(lang))}
+                 "accuracy": Cell(ours_acc, paper.PAPER_XNLI_ACC.get(lang))}
         rows.append(Row(lang, "", cells, int(lang in tau), "" if run else "no kendall-tau run"))
     for which, ours in wordorder.correlations(tau, accuracies).items():
         label = which.replace("_", " ")
@@ -274,10 +326,12 @@ def table4(run: Run | None, accuracies: dict[str, float]) -> Table:
             r, note = Stat(ours.r, None, ours.n), f"p = {ours.p_value:.3g}, {ours.n} languages"
         else:
             r, note = None, ours
-        cells = {"kendall_tau": Cell(r, paper.PAPER_PEARSON_R[which]), "xnli_acc": Cell(None)}
+        cells = {"kendall_tau": Cell(r, paper.PAPER_PEARSON_R[which]), "accuracy": Cell(None)}
         rows.append(Row(f"Pearson r ({label})", "", cells, r.n if r else 0, note))
     source = (f"kendall-tau run {run.info.run_id} (model {run.data.params.get('model')}, "
               f"accuracies: {run.data.params.get('accuracy_source')})" if run
               else f"no finished kendall-tau run on {mlflow.get_tracking_uri()}")
-    return Table("table4", "Table 4: word order (Kendall's tau distance) and XNLI accuracy",
-                 columns, rows, [f"Ours: {source}. Paper's in brackets (mBERT)."])
+    return Table("table4", f"Table 4: word order (Kendall's tau distance) and {task.title} "
+                 "accuracy", columns, rows,
+                 [f"Ours: {source}. Paper's in brackets (mBERT: Kendall's tau on XNLI dev, XNLI "
+                  "accuracy)."])

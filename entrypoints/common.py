@@ -106,3 +106,30 @@ reuse_option = click.option(
     "--reuse", type=click.Choice(REUSE), default="same-code", show_default=True,
     help="Reuse a finished run with the same parameters: same-code (only one made by the "
          "step's current code), any (whatever code made it) or never (build anew).")
+
+
+def transfer_options(command: Callable) -> Callable:
+    """The options of `transfer` and `xnli` (a pretrain run's model fine-tuned and tested)."""
+    for option in reversed([
+        click.option("--run-id", required=True,
+                     help="The pretrain run whose model is fine-tuned."),
+        click.option("--step", type=INT_OR_DEFAULT, show_default="the final model",
+                     help="A checkpoint step."),
+        click.option("--train", "train_spec", default="hub", show_default=True,
+                     help="xnli: English NLI training data: hub, multinli:PATH or xnli-mt:PATH."),
+        click.option("--test", "test_spec", default="hub", show_default=True,
+                     help="xnli: XNLI test data: hub or xnli-tsv:PATH."),
+        click.option("--languages",
+                     type=OrDefault(CommaList(example="en,de", what="language codes")),
+                     default="", show_default="all of the model's",
+                     help="Languages tested, comma-separated."),
+        click.option("--train-examples", type=int, default=0, show_default=True,
+                     help="Fine-tune on N examples only (0 = all): xnli the first N, "
+                          "bible-genre N drawn at random."),
+        click.option("--epochs", type=float, default=3.0, show_default=True),
+        click.option("--batch-size", type=int, default=32, show_default=True),
+        click.option("--lr", type=float, default=2e-5, show_default=True),
+        click.option("--seed", type=int, default=42, show_default=True),
+        reuse_option]):
+        command = option(command)
+    return command

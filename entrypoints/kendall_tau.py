@@ -29,7 +29,8 @@ def print_table(table: dict[str, dict], correlations: dict[str, object]) -> None
 
 @click.command("kendall-tau")
 @click.option("--model", default="bert-base-multilingual-cased", show_default=True,
-              help="Encoder: a model folder (ours or Hugging Face) or a hub name.")
+              help="Encoder: a model folder (ours or Hugging Face), a hub name, or run:RUN_ID "
+                   "(a pretrain run's final model).")
 @click.option("--data", default="hub", show_default=True,
               help="Parallel sentences: hub, xnli-tsv:PATH, dir:PATH or bible (the Bibles' test "
                    "verses; bible:de:s picks editions).")
@@ -40,7 +41,8 @@ def print_table(table: dict[str, dict], correlations: dict[str, object]) -> None
               help="Sentence pairs per language (the first N).")
 @click.option("--layer", type=int, default=8, show_default=True, help="Layer (0 = embeddings).")
 @click.option("--accuracies", default="paper", show_default=True,
-              help="XNLI accuracies: paper (Table 4, mBERT), xnli-runs or csv:PATH.")
+              help="Accuracies to correlate with: paper (Table 4, mBERT's XNLI), xnli-runs, "
+                   "transfer:RUN_ID (a transfer run, e.g. bible-genre) or csv:PATH.")
 def command(model: str, data: str, languages: list[str], sentences: int, layer: int,
             accuracies: str) -> None:
     """Kendall's tau distance of aligned parallel sentences and its correlation with XNLI."""

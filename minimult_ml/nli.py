@@ -1,11 +1,6 @@
-"""XNLI zero-shot transfer (paper §5.1, Table 3): fine-tune a pretrained checkpoint on English NLI,
-then test it on every language without any training in that language.
-
-Every language's sentences go through that language's own tokenizer and the run's transforms
-(lang-pos positions and token types, shift-special, inv-order of each segment), exactly as in
-pretraining: a pair is [CLS] premise [SEP] hypothesis [SEP] in the language's local ids, and
-`build_inputs` turns it into what BERT reads. In the lab, Fake-English is tested on the English
-test set seen through Fake-English's ids.
+"""The XNLI task of zero-shot transfer (paper §5.1, Table 3): English NLI pairs to fine-tune on,
+and each language's XNLI test pairs (`transfer` does the fine-tuning and the testing). In the
+lab, Fake-English is tested on the English test set seen through Fake-English's ids.
 
 Data, by spec:
   train  hub          facebook/xnli, config "en", split train (MultiNLI's training set)
@@ -19,30 +14,16 @@ Data, by spec:
 from __future__ import annotations
 
 import json
-import math
-import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import datasets
 import numpy as np
-import torch
-from torch.nn.utils.rnn import pad_sequence
-from transformers import (
-    AutoModelForSequenceClassification,
-    PreTrainedModel,
-    Trainer,
-    TrainerCallback,
-    TrainingArguments,
-)
 
-from minimult_ml.errors import InputError, check_seed
+from minimult_ml.errors import InputError
 from minimult_ml.hub import hub_errors
-from minimult_ml.inputs import InputConfig, build_inputs
-from minimult_ml.languages import PAD
 from minimult_ml.parallel import read_tsv
-from minimult_ml.vocab import Tokenizers
+from minimult_ml.transfer import Examples
 
 LABELS = ("entailment", "neutral", "contradiction")  # the hub's ClassLabel order
 # Spellings of the labels in the files (XNLI-MT writes "contradictory").
@@ -52,20 +33,7 @@ TEST_TEXT_OF = {"fake-en": "en"}
 XNLI = "facebook/xnli"
 
 
-@dataclass(frozen=True)
-class NliExamples:
-    premises: list[str]
-    hypotheses: list[str]
-    labels: np.ndarray  # int64 indices into LABELS
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def head(self, n: int) -> NliExamples:
-        return NliExamples(self.premises[:n], self.hypotheses[:n], self.labels[:n])
-
-
-def _examples(rows: list[tuple[str, str, str | int]], source: str) -> NliExamples:
+def _examples(rows: list[tuple[str, str, str | int]], source: str) -> Examples:
     premises, hypotheses, labels = [], [], []
     for premise, hypothesis, label in rows:
         if isinstance(label, str):
@@ -80,7 +48,7 @@ def _examples(rows: list[tuple[str, str, str | int]], source: str) -> NliExample
         labels.append(label)
     if not labels:
         raise InputError(f"{source} has no labelled sentence pairs")
-    return NliExamples(premises, hypotheses, np.array(labels, dtype=np.int64))
+    return Examples(premises, np.array(labels, dtype=np.int64), hypotheses)
 
 
 def _hub(config: str, split: str) -> datasets.Dataset:
@@ -90,7 +58,7 @@ def _hub(config: str, split: str) -> datasets.Dataset:
         return datasets.load_dataset(XNLI, config, split=split)
 
 
-def load_train(spec: str) -> NliExamples:
+def load_train(spec: str) -> Examples:
     """English NLI training pairs from a train spec (module docstring)."""
     kind, _, path = spec.partition(":")
     if kind == "hub" and not path:
@@ -127,7 +95,7 @@ def _jsonl_rows(path: Path) -> list[tuple[str, str, str]]:
     return rows
 
 
-def load_test(spec: str, languages: Sequence[str]) -> dict[str, NliExamples]:
+def load_test(spec: str, languages: Sequence[str]) -> dict[str, Examples]:
     """Each language's test pairs from a test spec (Fake-English reads English's)."""
     kind, _, path = spec.partition(":")
     wanted = {lang: TEST_TEXT_OF.get(lang, lang) for lang in languages}
@@ -150,121 +118,3 @@ def load_test(spec: str, languages: Sequence[str]) -> dict[str, NliExamples]:
                                  for r in rows if r["language"] == text], f"{path} ({text})")
                 for lang, text in wanted.items()}
     raise InputError(f"unknown test data {spec!r}: use hub or xnli-tsv:PATH (XNLI-1.0 tsv)")
-
-
-class LanguageCollator:
-    """Pads one language's local ids and applies the run's transforms, as pretraining did."""
-
-    def __init__(self, tokenizers: Tokenizers, config: InputConfig, code: str) -> None:
-        self.tokenizers, self.config = tokenizers, config
-        self.lang = tokenizers.languages.index(code)
-
-    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        local = pad_sequence([torch.tensor(f["input_ids"]) for f in features], batch_first=True,
-                             padding_value=PAD)
-        lang = torch.full((len(local),), self.lang)
-        inputs = build_inputs(local, lang, self.tokenizers.languages, self.config)
-        inputs["labels"] = torch.tensor([f["label"] for f in features])
-        return inputs
-
-
-def encode(tokenizers: Tokenizers, code: str, examples: NliExamples) -> datasets.Dataset:
-    """Language `code`'s local ids of each pair (≤ 128, longest first truncated) and labels."""
-    tok = tokenizers.by_language[code]
-    ids = tok(examples.premises, examples.hypotheses, truncation=True,
-              max_length=tok.model_max_length)["input_ids"]
-    return datasets.Dataset.from_dict({"input_ids": ids, "label": examples.labels.tolist()})
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """Devlin et al.'s recipe, as the paper used it (§5.1)."""
-
-    epochs: float = 3.0
-    batch_size: int = 32
-    lr: float = 2e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    seed: int = 42
-    log_every: int = 50
-
-    def validate(self) -> None:
-        check_seed(self.seed)
-        if not (self.epochs > 0 and self.batch_size > 0 and self.lr > 0):
-            raise InputError(f"epochs, batch_size and lr must be positive, got {self.epochs}, "
-                             f"{self.batch_size}, {self.lr}")
-
-
-class _LogTo(TrainerCallback):
-    def __init__(self, log: Callable[[dict[str, float], int], None]) -> None:
-        self.log = log
-
-    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
-        values = {f"finetune/{k}": v for k, v in (logs or {}).items()
-                  if isinstance(v, int | float) and math.isfinite(v)}
-        if values:
-            self.log(values, state.global_step)
-
-
-def finetune(checkpoint: Path, tokenizers: Tokenizers, inputs: InputConfig, train: NliExamples,
-             config: FinetuneConfig, device: torch.device,
-             log: Callable[[dict[str, float], int], None] = lambda metrics, step: None,
-             ) -> PreTrainedModel:
-    """The checkpoint's sequence classifier (BERT's, or RoFormer's under rel-pos), fine-tuned on
-    English NLI with the Hugging Face Trainer (AdamW, linear warmup and decay)."""
-    config.validate()
-    if "en" not in tokenizers.languages.codes:
-        raise InputError(f"the model's languages are {', '.join(tokenizers.languages.codes)}: "
-                         "fine-tuning is on English NLI, so English must be one of them")
-    model = AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=len(LABELS))
-    cuda = device.type == "cuda"
-    with tempfile.TemporaryDirectory() as tmp:
-        args = TrainingArguments(
-            output_dir=tmp, num_train_epochs=config.epochs,
-            per_device_train_batch_size=config.batch_size, learning_rate=config.lr,
-            weight_decay=config.weight_decay, warmup_steps=config.warmup_ratio,  # < 1: a ratio
-            seed=config.seed, logging_steps=config.log_every, save_strategy="no",
-            report_to="none", bf16=cuda, use_cpu=not cuda, remove_unused_columns=False,
-            disable_tqdm=True)
-        trainer = Trainer(model=model, args=args, train_dataset=encode(tokenizers, "en", train),
-                          data_collator=LanguageCollator(tokenizers, inputs, "en"),
-                          callbacks=[_LogTo(log)])
-        trainer.train()
-    return trainer.model
-
-
-@torch.inference_mode()
-def predict(model: PreTrainedModel, tokenizers: Tokenizers, inputs: InputConfig,
-            code: str, examples: NliExamples, device: torch.device,
-            batch_size: int = 128) -> np.ndarray:
-    """Predicted label indices for language `code`'s pairs (batched by length)."""
-    data = encode(tokenizers, code, examples)
-    collate = LanguageCollator(tokenizers, inputs, code)
-    order = np.argsort([len(ids) for ids in data["input_ids"]], kind="stable")
-    predictions = np.empty(len(data), dtype=np.int64)
-    model.to(device).eval()
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        batch = collate([data[int(i)] for i in rows])
-        batch.pop("labels")
-        logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
-        predictions[rows] = logits.argmax(-1).cpu().numpy()
-    return predictions
-
-
-def confusion(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
-    """[gold, predicted] counts over LABELS."""
-    n = len(LABELS)
-    return np.bincount(labels * n + predictions, minlength=n * n).reshape(n, n)
-
-
-def zero_shot(model: PreTrainedModel, tokenizers: Tokenizers, inputs: InputConfig,
-              test: dict[str, NliExamples], device: torch.device) -> dict[str, dict]:
-    """Per language: accuracy, number of pairs and the confusion matrix ([gold, predicted])."""
-    report = {}
-    for code, examples in test.items():
-        predicted = predict(model, tokenizers, inputs, code, examples, device)
-        report[code] = {"accuracy": float((predicted == examples.labels).mean()),
-                        "pairs": len(examples),
-                        "confusion": confusion(examples.labels, predicted).tolist()}
-    return report

@@ -40,6 +40,7 @@ TABLE1 = "1_table1"
 MULT_SCORE = f"{TABLE1}/mu"
 PPL_TRAIN, PPL_DEV = f"{TABLE1}/ppl_train", f"{TABLE1}/ppl_dev"
 XNLI_ACC = "xnli_acc/"  # + language code
+GENRE_ACC = "genre_acc/"  # + language code; also genre_acc_majority/, genre_acc_in_language/
 KENDALL_TAU = "kendall_tau/"  # + language code
 LOSS = "loss/train"  # logged by the training loop
 

@@ -189,17 +189,32 @@ def test_tables_1_and_2_equal_a_recomputation_from_the_raw_metrics(
     assert "Paper rows without runs: 1, 7, 15, 16, 17, 9, 18, 19, 30." in markdown
 
 
-def test_table3_and_table4_from_xnli_and_kendall_tau_runs(tracking: str) -> None:
+def test_table3_and_table4_from_transfer_and_kendall_tau_runs(tracking: str) -> None:
     client = MlflowClient()
     real = mlflow.set_experiment(f"{tracking}-real").experiment_id
     acc = {}
+    # XNLI runs from before the transfer step (step=xnli), and transfer runs of both tasks.
     for i, (paper_id, seed) in enumerate([("0-base", 1), ("0-base", 2), ("8-base", 1)]):
-        tags = {"step": "xnli", "paper_id": paper_id, "seed": str(seed), "exp": "x"}
+        tags = ({"step": "xnli"} if i < 2 else {"step": "transfer", "task": "xnli"}) | {
+            "paper_id": paper_id, "seed": str(seed), "exp": "x"}
         run_id = client.create_run(real, tags=tags).info.run_id
         acc[paper_id, seed] = {"en": 0.7 + i / 100, "de": 0.5 - i / 50, "hi": 0.4 + i / 30}
         for lang, a in acc[paper_id, seed].items():
             client.log_metric(run_id, f"xnli_acc/{lang}", a)
         client.set_terminated(run_id)
+    genre = {}
+    for i, (paper_id, seed) in enumerate([("3-base", 1), ("3-base", 2), ("3-base", 2)]):
+        tags = {"step": "transfer", "task": "bible-genre", "paper_id": paper_id,
+                "seed": str(seed), "exp": "x"}
+        run_id = client.create_run(real, tags=tags).info.run_id
+        genre[seed] = {lang: (0.6 - i / 10 - k / 20, 0.8 - k / 50, 0.26)
+                       for k, lang in enumerate(("en", "fr", "de"))}
+        for lang, (zero_shot, bound, majority) in genre[seed].items():
+            client.log_metric(run_id, f"genre_acc/{lang}", zero_shot)
+            client.log_metric(run_id, f"genre_acc_in_language/{lang}", bound)
+            client.log_metric(run_id, f"genre_acc_majority/{lang}", majority)
+        client.set_terminated(run_id)
+        time.sleep(0.01)  # the last run of seed 2 is the newest: the one Table 3 takes
     lab = mlflow.set_experiment(tracking).experiment_id
     tau = {"en": 1.0, "de": 0.7, "fr": 0.8, "hi": 0.55, "zh": 0.6}
     accuracy = {"en": 80.0, "de": 70.0, "fr": 72.0, "hi": 61.0, "zh": 68.0}
@@ -214,21 +229,37 @@ def test_table3_and_table4_from_xnli_and_kendall_tau_runs(tracking: str) -> None
                                          f"{tracking}-real", "--log", "true"])
     out = analysis_run(tracking)
     table3 = csv_rows(mlflow.artifacts.load_text(f"runs:/{out}/table3.csv"))
-    assert list(table3) == ["0-base", "3-base", "8-base", "30-base", "mBERT"]
+    assert list(table3) == ["0-base", "3-base", "3-base in-language", "8-base", "30-base",
+                            "mBERT", "majority"]
     for lang in ("en", "de", "hi"):
         mean, std = mean_std([acc["0-base", s][lang] for s in (1, 2)])
-        assert float(table3["0-base"][f"{lang}_mean"]) == pytest.approx(mean, rel=1e-12)
-        assert float(table3["0-base"][f"{lang}_std"]) == pytest.approx(std, rel=1e-12)
-    assert table3["0-base"]["n"] == "2" and float(table3["0-base"]["de_paper_mean"]) == 0.57
-    assert table3["8-base"]["n"] == "1" and table3["8-base"]["en_std"] == ""
-    assert table3["3-base"]["note"].startswith("no finished xnli run")
+        assert float(table3["0-base"][f"xnli:{lang}_mean"]) == pytest.approx(mean, rel=1e-12)
+        assert float(table3["0-base"][f"xnli:{lang}_std"]) == pytest.approx(std, rel=1e-12)
+    assert table3["0-base"]["n"] == "2" and float(table3["0-base"]["xnli:de_paper_mean"]) == 0.57
+    assert table3["8-base"]["n"] == "1" and table3["8-base"]["xnli:en_std"] == ""
+    assert table3["30-base"]["note"].startswith("no finished transfer run")
     assert table3["mBERT"]["note"] == "published numbers only"
-    assert float(table3["mBERT"]["hi_paper_mean"]) == 0.59
+    assert float(table3["mBERT"]["xnli:hi_paper_mean"]) == 0.59
+    # Bible genre: English first, then the other languages; the newest run per seed.
+    genre_columns = [k.removesuffix("_mean") for k in table3["3-base"]
+                     if k.startswith("bible-genre:") and k.endswith("_mean")
+                     and "paper" not in k]
+    assert genre_columns == ["bible-genre:en", "bible-genre:de", "bible-genre:fr"]
+    for lang in ("en", "fr", "de"):
+        for row, part in (("3-base", 0), ("3-base in-language", 1), ("majority", 2)):
+            mean, std = mean_std([genre[s][lang][part] for s in (1, 2)])
+            assert float(table3[row][f"bible-genre:{lang}_mean"]) == pytest.approx(mean)
+            assert float(table3[row][f"bible-genre:{lang}_std"]) == pytest.approx(std, abs=1e-12)
+        assert table3["3-base"][f"bible-genre:{lang}_paper_mean"] == ""
+    assert table3["3-base"]["n"] == "2" and table3["3-base"]["xnli:en_mean"] == ""
+    markdown = mlflow.artifacts.load_text(f"runs:/{out}/table3.md")
+    assert "| Bible genre de |" in markdown and "| XNLI de |" in markdown
+    assert "division of the canon" in markdown
 
     table4 = csv_rows(mlflow.artifacts.load_text(f"runs:/{out}/table4.csv"))
     assert float(table4["de"]["kendall_tau_mean"]) == 0.7
     assert float(table4["de"]["kendall_tau_paper_mean"]) == 0.74
-    assert float(table4["hi"]["xnli_acc_mean"]) == 61.0
+    assert float(table4["hi"]["accuracy_mean"]) == 61.0
     assert table4["ar"]["kendall_tau_mean"] == ""  # not measured by this run
     with_en = correlation(tau, accuracy)
     assert float(table4["Pearson r (with en)"]["kendall_tau_mean"]) == pytest.approx(with_en.r)
@@ -245,7 +276,7 @@ def test_empty_store_shows_missing_tables_with_reasons(tracking: str) -> None:
     md = mlflow.artifacts.load_text(f"runs:/{out}/tables.md")
     assert "Paper rows without runs: 0, 1, 2, 4, 5, 6, 7, 8, 15, 16, 17, 3, 9, 18, 19, 30." in md
     table3 = csv_rows(mlflow.artifacts.load_text(f"runs:/{out}/table3.csv"))
-    assert table3["0-base"]["note"] == "no finished xnli run in experiment nowhere"
+    assert table3["0-base"]["note"] == "no finished transfer run in experiment nowhere"
     assert "no finished kendall-tau run" in md
 
 

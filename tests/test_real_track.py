@@ -156,22 +156,22 @@ def test_german_sentence_under_3_base_and_8_base(real_prepared: Path) -> None:
 def test_xnli_pairs_get_the_inputs_pretraining_gave_their_language(real_prepared: Path) -> None:
     """A German premise–hypothesis pair under 3-base: German ids (+200), each segment reversed
     in place; under 8-base: German positions, token type and specials."""
-    from minimult_ml import nli
+    from minimult_ml import transfer
 
     data = load(real_prepared)
     languages = data.languages
-    pair = nli.NliExamples(["Der Fluss fließt."], ["Die Stadt hat einen Fluss."], np.array([0]))
-    (local,) = nli.encode(data.tokenizers, "de", pair)["input_ids"]
+    pair = transfer.Examples(["Der Fluss fließt."], np.array([0]), ["Die Stadt hat einen Fluss."])
+    (local,) = transfer.encode(data.tokenizers, "de", pair)["input_ids"]
     first_sep = local.index(SEP)
     premise, hypothesis = local[1:first_sep], local[first_sep + 1:-1]
     assert local == [CLS, *premise, SEP, *hypothesis, SEP] and premise and hypothesis
-    collate = nli.LanguageCollator(data.tokenizers, input_config(
+    collate = transfer.LanguageCollator(data.tokenizers, input_config(
         experiments.resolve("3-base"), languages), "de")
     batch = collate([{"input_ids": local, "label": 0}])
     assert batch["input_ids"][0].tolist() == [CLS, *(t + 200 for t in premise[::-1]), SEP,
                                               *(t + 200 for t in hypothesis[::-1]), SEP]
     assert batch["labels"].tolist() == [0]
-    collate = nli.LanguageCollator(data.tokenizers, input_config(
+    collate = transfer.LanguageCollator(data.tokenizers, input_config(
         experiments.resolve("8-base"), languages), "de")
     batch = collate([{"input_ids": local, "label": 2}])
     assert batch["input_ids"][0].tolist() == [t + 200 for t in local]
@@ -207,9 +207,10 @@ def test_every_real_track_exp_pretrains_and_transfers_on_xnli(tracking: str,
                                          NLI_TEST, "--epochs", "1", "--batch-size", "16"])
         (xnli,) = client.search_runs(
             [mlflow.get_experiment_by_name(tracking).experiment_id],
-            f"tags.step = 'xnli' and tags.pretrain_run_id = '{run_id}'")
+            f"tags.step = 'transfer' and tags.pretrain_run_id = '{run_id}'")
         assert xnli.info.status == "FINISHED"
         assert xnli.data.tags["paper_id"] == exp and xnli.data.tags["seed"] == "42"
+        assert xnli.data.tags["task"] == "xnli"
         assert set(xnli.data.metrics) >= {"xnli_acc/en", "xnli_acc/de", "xnli_acc/hi"}
         report = json.loads(Path(tracking_lib.download(xnli.info.run_id, "xnli.json"))
                             .read_text())["languages"]

@@ -17,18 +17,20 @@ from pathlib import Path
 import click
 import mlflow
 
-from minimult_ml import figures, paper, tracking, wordorder
+from minimult_ml import figures, paper, tasks, tracking, wordorder
 from minimult_ml.errors import InputError
 from minimult_ml.parallel import load_parallel
 from minimult_ml.representations import load_encoder
 from minimult_ml.steps import runs
+from minimult_ml.steps.transfer import checkpoint_folder
 from minimult_ml.wordorder import Correlation
 
 STEP = "kendall-tau"
 
 
 def load_accuracies(spec: str) -> tuple[dict[str, float], str]:
-    """XNLI accuracy per language, and where it comes from: `paper`, `xnli-runs` or `csv:PATH`."""
+    """Zero-shot accuracy per language in percent, and where it comes from: `paper`,
+    `xnli-runs`, `transfer:RUN_ID` (a transfer run, any task) or `csv:PATH`."""
     if spec == "paper":
         return dict(paper.PAPER_XNLI_ACC), "paper Table 4 (mBERT)"
     if spec == "xnli-runs":
@@ -36,14 +38,38 @@ def load_accuracies(spec: str) -> tuple[dict[str, float], str]:
     kind, _, path = spec.partition(":")
     if kind == "csv" and path:
         return read_accuracy_csv(Path(path)), f"csv {path}"
-    raise InputError(f"unknown accuracies {spec!r}: use paper, xnli-runs or csv:PATH (a CSV with "
-                     f"header lang,accuracy)")
+    if kind == "transfer" and path:
+        return transfer_run_accuracies(path)
+    raise InputError(f"unknown accuracies {spec!r}: use paper, xnli-runs, transfer:RUN_ID or "
+                     "csv:PATH (a CSV with header lang,accuracy)")
+
+
+def accuracy_task(spec: str) -> str:
+    """The task of the accuracies `spec` names: that of a transfer run, else XNLI."""
+    kind, _, run_id = spec.partition(":")
+    if kind == "transfer" and run_id:
+        return tracking.get_run(run_id, "transfer").data.tags.get("task", "xnli")
+    return "xnli"
+
+
+def transfer_run_accuracies(run_id: str) -> tuple[dict[str, float], str]:
+    """A transfer run's zero-shot accuracies, in percent as the paper prints them."""
+    run = tracking.get_run(run_id, "transfer")
+    task = tasks.task(run.data.tags.get("task", "xnli"))
+    acc = tracking.by_language(run.data.metrics, task.metric)
+    if run.info.status != "FINISHED" or not acc:
+        raise InputError(f"transfer run {run_id} is not finished or has no {task.metric}<lang> "
+                         "metrics; pass a finished transfer run")
+    return {lang: 100 * a for lang, a in acc.items()}, f"transfer run {run_id} ({task.name})"
 
 
 def xnli_run_accuracies() -> tuple[dict[str, float], str]:
-    """The `xnli_acc/<lang>` metrics of the newest finished xnli run of the real track."""
+    """The `xnli_acc/<lang>` metrics of the newest finished XNLI run of the real track (a
+    transfer run of task xnli, or an xnli run from before the transfer step)."""
     experiment = runs.experiment_of("real")
-    found = tracking.find_runs("xnli", {}, experiment)
+    found = sorted(tracking.find_runs("transfer", {"task": "xnli"}, experiment)
+                   + tracking.find_runs("xnli", {}, experiment),
+                   key=lambda r: r.info.start_time, reverse=True)
     if not found:
         raise InputError(f"no finished xnli run in experiment {experiment} on "
                          f"{mlflow.get_tracking_uri()}: run the xnli entry point first, or pass "
@@ -123,7 +149,15 @@ def kendall_tau(model: str, data: str, languages: list[str], sentences: int, lay
         raise InputError(f"languages {','.join(languages)!r}: give codes other than en (the "
                          "source side), like de,fr")
     accuracy, accuracy_source = load_accuracies(accuracies)
-    encoder = load_encoder(model)
+    task = accuracy_task(accuracies)
+    tags = {"model": model, "data": data}
+    kind, _, run_id = model.partition(":")
+    if kind == "run" and run_id:  # a pretrain run of ours: its final model
+        tracking.get_run(run_id, "pretrain")
+        tags["pretrain_run_id"] = run_id
+        encoder = load_encoder(str(checkpoint_folder(run_id, None)))
+    else:
+        encoder = load_encoder(model)
     encoder.check(langs, layer)
     texts = load_parallel(data, langs, sentences)
 
@@ -140,12 +174,12 @@ def kendall_tau(model: str, data: str, languages: list[str], sentences: int, lay
         write_artifacts(Path(tmp), texts, scores, table, corr, meta)
         params = {"model": model, "data": data, "languages": ",".join(langs),
                   "sentences": sentences, "layer": layer, "accuracies": accuracies,
-                  "accuracy_source": accuracy_source}
-        name = f"kendall-tau-{Path(model).name or model}-L{layer}"
+                  "accuracy_source": accuracy_source, "accuracy_task": task}
+        name = f"kendall-tau-{Path(run_id if kind == 'run' else model).name or model}-L{layer}"
         description = (f"Word order (Kendall's tau distance of Match alignments) of {model} at "
                        f"layer {layer} on {data}, en → {', '.join(langs)}; correlated with "
-                       f"XNLI accuracies from {accuracy_source}.")
-        with runs.start(STEP, name, {"model": model, "data": data}, params,
+                       f"{tasks.task(task).title} accuracies from {accuracy_source}.")
+        with runs.start(STEP, name, tags, params,
                         tracking.experiment_name(), description) as run, \
                 tracking.server_errors():
             metrics = {f"{tracking.KENDALL_TAU}en": 1.0, "seconds_per_1k_pairs": seconds_per_1k}

@@ -30,7 +30,7 @@ STEP_MODULES = {
     "knn-space": ("crosslingual",),
     "pretrain": ("training",),
     "evaluate": ("evaluation",),
-    "xnli": ("nli", "experiments"),
+    "transfer": ("transfer", "tasks", "experiments"),
     "kendall-tau": ("wordorder", "representations", "parallel"),
 }
 # Orchestration: what these modules decide is logged as params, so editing them changes no
