@@ -28,7 +28,8 @@ from minimult_ml.prepare import PrepareConfig
 # MLproject pretrain parameters a sweep passes on to every pod. exp, seed and eval_every are the
 # sweep's own, and resume is always true.
 PRETRAIN_PARAMS = ("epochs", "max_steps", "checkpoint_every", "batch_size", "micro_batch_size",
-                   "size", "dropout", "invert", "data_run_id", "knn_run_id", "compile", "precision")
+                   "lr", "size", "dropout", "invert", "data_run_id", "knn_run_id", "compile",
+                   "precision", "reuse")
 # A retried pod continues from its last checkpoint; the others are not affected.
 RETRIES_PER_POD = 2
 

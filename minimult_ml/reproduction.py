@@ -1,7 +1,10 @@
-"""The reproduction sweep behind the tables (MLproject `main`).
+"""The reproduction sweeps behind the tables (MLproject `main`).
 
-prepare → pretrain, evaluated while it trains (knn-replace builds its space inside pretrain) for
-every exp × seed, then the analysis. As in MLflow's multistep-workflow example each step is its
+The lab (Tables 1–2): prepare → pretrain, evaluated while it trains (knn-replace builds its space
+inside pretrain) for every exp × seed, then the analysis. The real track (Tables 3–4, `track=real`):
+prepare the Bibles' languages → pretrain each real exp × seed (evaluated on the parallel dev
+verses) → zero-shot bible-genre transfer of each → kendall-tau of the first exp's model against
+its transfer accuracies → the analysis. As in MLflow's multistep-workflow example each step is its
 own `mlflow run` process, so one failing step cannot take the others down, and a step whose
 finished run already exists — same parameters, same code (see `steps.runs`) — is not run again.
 A pretraining only counts as done once its final checkpoint is evaluated by the current evaluate
@@ -23,7 +26,7 @@ import click
 import mlflow
 from mlflow.exceptions import ExecutionException
 
-from minimult_ml import experiments, tracking
+from minimult_ml import bibles, experiments, tracking
 from minimult_ml.errors import InputError, check_seed
 from minimult_ml.experiments import TrainConfig
 from minimult_ml.prepare import PrepareConfig
@@ -40,9 +43,24 @@ class Profile:
     """How much data and training a sweep spends: the paper's, or a CPU smoke check."""
 
     prepare: PrepareConfig
-    epoch_scale: float  # of each exp's epochs (100; 200 for no-parallel)
+    epoch_scale: float  # of each exp's epochs (100; 200 for no-parallel; 2 real)
     eval_every: int  # steps between evaluated checkpoints (the curves of Figures 6–7)
     batch_size: int = 256
+    size: str | None = None  # the exps' own (small in the lab, base in the real track) unless set
+    lr: float | None = None  # the exps' own unless set
+    # The real track only: bible-genre fine-tuning, and the test verses kendall-tau aligns.
+    transfer_epochs: float = 3.0
+    transfer_examples: int = 0  # English training verses (0 = all)
+    tau_sentences: int = 2500  # per language (the Bibles have about 1,500 test verses)
+
+    @property
+    def track(self) -> str:
+        return "lab" if self.prepare.is_lab else "real"
+
+    def pretrain_overrides(self, exp: str) -> dict[str, object]:
+        """What pretrain is given besides exp and seed (None: the exp's default)."""
+        return {"epochs": self.epochs(exp), "batch_size": self.batch_size, "size": self.size,
+                "lr": self.lr}
 
     def epochs(self, exp: str) -> int | None:
         """The epochs to pass to pretrain: None (the exp's default) at scale 1."""
@@ -61,6 +79,17 @@ PROFILES = {
     "quick": Profile(PrepareConfig(dev_sentences=300), epoch_scale=0.01, eval_every=100,
                      batch_size=64),
 }
+REAL_PROFILES = {
+    # Every language of the Bibles, BERT-base for the real exps' 2 epochs: a GPU's work.
+    "paper": Profile(PrepareConfig.real(languages=",".join(bibles.languages())), epoch_scale=1,
+                     eval_every=1000),
+    # en, de, hi on a CPU: 4,000 training verses each, BERT-small at the lab's learning rate
+    # for 5 epochs, fine-tuned on 2,000 English verses.
+    "quick": Profile(PrepareConfig.real(train_sentences=4000, dev_sentences=300), epoch_scale=2.5,
+                     eval_every=200, batch_size=64, size="small", lr=2e-3, transfer_epochs=2,
+                     transfer_examples=2000, tau_sentences=300),
+}
+TRANSFER_TASK = "bible-genre"  # the real track's transfer task offline (genre.py)
 
 
 @dataclass
@@ -126,9 +155,8 @@ def pretrain_config(exp: str, seed: int, profile: Profile) -> TrainConfig | None
     """The config pretrain will train for this sweep's parameters; None for an exp that does
     not resolve (its own step then says why)."""
     try:
-        return pretrain_step.resolve_config(exp, profile.eval_every, "lab", seed=seed,
-                                            epochs=profile.epochs(exp),
-                                            batch_size=profile.batch_size)
+        return pretrain_step.resolve_config(exp, profile.eval_every, profile.track, seed=seed,
+                                            **profile.pretrain_overrides(exp))
     except InputError:
         return None
 
@@ -156,7 +184,8 @@ def pretrain_sweep_step(exp: str, seed: int, profile: Profile, data_run_id: str,
     # Resolved values where known, so that `mlflow run`'s own run shows what was trained.
     parameters = {"exp": exp, "seed": seed, "epochs": "", "batch_size": profile.batch_size,
                   "eval_every": profile.eval_every, "data_run_id": data_run_id,
-                  "resume": "true", "reuse": reuse}
+                  "resume": "true", "reuse": reuse, "size": profile.size or "",
+                  "lr": profile.lr or ""}
     if config:
         parameters |= {"exp": config.exp, "epochs": config.epochs,
                        "checkpoint_every": config.checkpoint_every}
@@ -182,6 +211,46 @@ def pretrain_sweep_step(exp: str, seed: int, profile: Profile, data_run_id: str,
     return attempt(f"pretrain exp={exp} seed={seed}", run, done, look_first=reuse != "never")
 
 
+def transfer_sweep_step(pretrain: Outcome, profile: Profile, experiment: str, launch: Launch,
+                        reuse: str) -> Outcome:
+    """Zero-shot bible-genre transfer of a pretrain step's model to every language of its
+    data, with the in-language bound of each."""
+    step = pretrain.step.replace("pretrain", "transfer", 1)
+    if not pretrain.run_id:
+        return Outcome(step, "skipped", detail="its pretraining did not finish")
+    params = {"run_id": pretrain.run_id, "task": TRANSFER_TASK,
+              "epochs": float(profile.transfer_epochs),
+              "train_examples": profile.transfer_examples}
+    found_by = "same-code" if reuse == "never" else reuse
+
+    def done() -> str | None:
+        run = runs.find_finished("transfer", params | {"checkpoint": "model"}, experiment,
+                                 found_by)
+        return run.info.run_id if run else None
+
+    return attempt(step, lambda: launch("transfer", params | {"reuse": reuse}), done,
+                   look_first=reuse != "never")
+
+
+def kendall_tau_step(pretrain: Outcome, transfer: Outcome, profile: Profile, experiment: str,
+                     launch: Launch) -> Outcome:
+    """Table 4 of our own model: the word-order distance from English of every language of its
+    data (on the Bibles' test verses), correlated with its zero-shot transfer accuracies."""
+    step = pretrain.step.replace("pretrain", "kendall-tau", 1)
+    if not (pretrain.run_id and transfer.run_id):
+        return Outcome(step, "skipped", detail="its pretraining or transfer did not finish")
+    languages = [c for c in profile.prepare.codes if c != "en"]
+    params = {"model": f"run:{pretrain.run_id}", "data": "bible",
+              "languages": ",".join(languages), "sentences": profile.tau_sentences,
+              "layer": 8, "accuracies": f"transfer:{transfer.run_id}"}
+
+    def done() -> str | None:
+        run = runs.find_finished("kendall-tau", params, experiment, "same-code")
+        return run.info.run_id if run else None
+
+    return attempt(step, lambda: launch("kendall-tau", params), done)
+
+
 def analysis_step(exps: list[str], experiment: str, launch: Launch) -> Outcome:
     """Table 1, and Table 2 when the sweep has one of its no-parallel rows; logged as an
     analysis run (the sweep's record of what it produced)."""
@@ -196,6 +265,13 @@ def analysis_step(exps: list[str], experiment: str, launch: Launch) -> Outcome:
     return attempt(f"analysis tables={tables}", lambda: launch("analysis", params), None)
 
 
+def real_analysis_step(experiment: str, launch: Launch) -> Outcome:
+    """Tables 3 and 4 of the real track's runs, logged as an analysis run."""
+    params = {"tables": "3,4", "experiment": experiment, "real_experiment": experiment,
+              "log": "true"}
+    return attempt("analysis tables=3,4", lambda: launch("analysis", params), None)
+
+
 def sweep(exps: list[str], seeds: list[int], profile: Profile, experiment: str,
           launch: Launch, reuse: str = "same-code") -> list[Outcome]:
     """Every step of the sweep, in order; the outcome of each."""
@@ -208,39 +284,65 @@ def sweep(exps: list[str], seeds: list[int], profile: Profile, experiment: str,
                 outcomes.append(Outcome(f"pretrain exp={exp} seed={seed}", "skipped",
                                         detail="prepare failed"))
                 continue
-            outcomes.append(pretrain_sweep_step(exp, seed, profile, data_run_id, experiment,
-                                                launch, reuse))
+            trained = pretrain_sweep_step(exp, seed, profile, data_run_id, experiment, launch,
+                                          reuse)
+            outcomes.append(trained)
+            if profile.track == "real":
+                transferred = transfer_sweep_step(trained, profile, experiment, launch, reuse)
+                outcomes.append(transferred)
+                if exp == exps[0] and seed == seeds[0]:
+                    outcomes.append(kendall_tau_step(trained, transferred, profile,
+                                                     experiment, launch))
     return outcomes
 
 
-def main(exps: list[str], seeds: list[int], profile: str, project_uri: str,
-         reuse: str = "same-code") -> list[Outcome]:
-    """The sweep as a run of its own (tag step=sweep; each step's run links to it by its
-    `sweep_run_id` tag), then the analysis; the outcome of every step, also logged as
+def default_exps(track: str) -> list[str]:
+    """The exps a sweep of `track` trains unless told: every row of the track's tables."""
+    return list(experiments.LAB_IDS if track == "lab" else experiments.REAL_IDS)
+
+
+def check_exps(exps: list[str], track: str) -> None:
+    """Exps of the other track are refused: one sweep, one track."""
+    if track == "lab":
+        if real := [exp for exp in exps if experiments.named_track(exp)]:
+            raise InputError(f"exps {', '.join(real)}: these are real-track exps; sweep them "
+                             "with track=real")
+    elif lab := [exp for exp in exps if experiments.named_track(exp) != "real"]:
+        raise InputError(f"exps {', '.join(lab)}: track=real sweeps the real-track exps "
+                         f"{', '.join(experiments.REAL_IDS)}")
+
+
+def main(exps: list[str] | None, seeds: list[int], profile: str, project_uri: str,
+         reuse: str = "same-code", track: str = "lab") -> list[Outcome]:
+    """The sweep of a track as a run of its own (tag step=sweep; each step's run links to it by
+    its `sweep_run_id` tag), then the analysis; the outcome of every step, also logged as
     sweep.json."""
-    real = [exp for exp in exps if experiments.named_track(exp)]
-    if real:
-        raise InputError(f"exps {', '.join(real)}: main reproduces the lab's Tables 1–2; train "
-                         "real-track exps with the pretrain entry point and test them with xnli")
-    if profile not in PROFILES:
-        raise InputError(f"profile {profile!r}: use one of {', '.join(PROFILES)}")
+    if track not in ("lab", "real"):
+        raise InputError(f"track {track!r}: use lab or real")
+    profiles = PROFILES if track == "lab" else REAL_PROFILES
+    if profile not in profiles:
+        raise InputError(f"profile {profile!r}: use one of {', '.join(profiles)}")
+    exps = exps or default_exps(track)
+    check_exps(exps, track)
     for seed in seeds:
         check_seed(seed, f"seeds: seed {seed}")
     runs.check_reuse(reuse)
-    experiment = tracking.experiment_name()
+    experiment = runs.experiment_of(track)
     launch = mlflow_launcher(project_uri, experiment)
     params = {"exps": ",".join(exps), "seeds": ",".join(map(str, seeds)), "profile": profile,
-              "reuse": reuse}
-    description = (f"Reproduction sweep ({profile} profile): exps {', '.join(exps)} × seeds "
-                   f"{', '.join(map(str, seeds))}, then Table 1.")
-    with tracking.start_run(f"sweep-{profile}", {"step": "sweep"}, params, experiment,
+              "reuse": reuse, "track": track}
+    tables = "Table 1" if track == "lab" else "Tables 3–4"
+    description = (f"Reproduction sweep ({track} track, {profile} profile): exps "
+                   f"{', '.join(exps)} × seeds {', '.join(map(str, seeds))}, then {tables}.")
+    with tracking.start_run(f"sweep-{track}-{profile}", {"step": "sweep"}, params, experiment,
                             description):
-        outcomes = sweep(exps, seeds, PROFILES[profile], experiment, launch, reuse)
+        outcomes = sweep(exps, seeds, profiles[profile], experiment, launch, reuse)
         click.echo("sweep: " + ", ".join(f"{sum(o.status == s for o in outcomes)} {s}"
                                           for s in dict.fromkeys(o.status for o in outcomes)))
         for outcome in outcomes:
             click.echo(outcome.line())
-        outcomes.append(analysis_step(exps, experiment, launch))
+        outcomes.append(analysis_step(exps, experiment, launch) if track == "lab"
+                        else real_analysis_step(experiment, launch))
         failed = [o for o in outcomes if o.status in ("failed", "skipped")]
         with tempfile.TemporaryDirectory() as tmp, tracking.server_errors():
             path = Path(tmp) / "sweep.json"

@@ -14,6 +14,10 @@ from minimult_ml import tracking
 from minimult_ml.experiments import PARAM_NAMES
 
 TABLE_METRICS = tracking.TABLE1_METRICS
+# What an evaluation of a real-track run gives of them (evaluation.evaluate_real): retrieval
+# between English and each language on parallel verses, and the perplexities.
+REAL_METRICS = (tracking.retrieval_p1(0), tracking.retrieval_p1(8), tracking.PPL_TRAIN,
+                tracking.PPL_DEV)
 # Params that name a run's training setup, beside its exp and seed; runs of one exp are only
 # averaged when these agree (a quick smoke run never mixes with a paper-length one).
 IGNORED_SETTINGS = {"exp", "paper_id", "seed", "checkpoint_every", "log_every", "compile"}
@@ -43,6 +47,11 @@ class PretrainRun:
     @property
     def seed(self) -> int:
         return int(self.run.data.tags.get("seed", self.run.data.params.get("seed", -1)))
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The metrics a complete evaluation of this run has: Table 1's, or the real track's."""
+        return REAL_METRICS if self.run.data.tags.get("track") == "real" else TABLE_METRICS
 
     @property
     def settings(self) -> tuple[tuple[str, str], ...]:
@@ -81,15 +90,16 @@ class PretrainRun:
 
     @property
     def problem(self) -> str | None:
-        """Why this run has no complete Table 1 row, or None when it has one."""
+        """Why this run has no complete evaluation (a Table 1 row, in the lab), or None when it
+        has one."""
         if self.run.info.status != "FINISHED":
             return f"not finished ({self.run.info.status.lower()})"
         if self.final_step is None:
             return "no checkpoint"
         if not self.history:
             return "no evaluation"
-        missing = [key for key in TABLE_METRICS if key not in self.final]
-        if len(missing) == len(TABLE_METRICS):
+        missing = [key for key in self.required if key not in self.final]
+        if len(missing) == len(self.required):
             return (f"final checkpoint (step {self.final_step}) not evaluated; last evaluated "
                     f"step {self.evaluated_steps[-1]}")
         if missing:

@@ -27,6 +27,19 @@ torch.set_num_threads(1)
 SMALL = PrepareConfig(train_sentences=400, dev_sentences=120, vocab_size=400)
 
 
+def refused(command: object, args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run an entry point in this process on bad input: it must exit 2 with one line on stderr
+    (no traceback); that line."""
+    from entrypoints.common import run_command
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_command(command, args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -16,12 +16,11 @@ from nltk.tokenize import TreebankWordTokenizer
 from transformers import AutoTokenizer
 
 from entrypoints import prepare as prepare_entry
-from entrypoints.common import run_command
 from minimult_ml import corpus, vocab
 from minimult_ml.data import TokenizedCorpus
 from minimult_ml.prepare import load
 
-from .conftest import ROOT, SMALL
+from .conftest import ROOT, SMALL, refused
 
 PBC = """# language_name:\tEnglish
 # closed:\tno
@@ -111,12 +110,7 @@ def test_token_corpus_round_trip(tmp_path: Path) -> None:
 
 
 def _bad(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        run_command(prepare_entry.command, args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
-    return err
+    return refused(prepare_entry.command, args, capsys)
 
 
 def test_bad_inputs(tmp_path: Path, tracking: str, capsys: pytest.CaptureFixture[str]) -> None:

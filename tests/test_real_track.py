@@ -33,7 +33,7 @@ from minimult_ml.steps import knn_space
 from minimult_ml.steps import prepare as prepare_step
 from minimult_ml.steps import pretrain as pretrain_step
 
-from .conftest import ROOT, _free_port, on_server
+from .conftest import ROOT, _free_port, on_server, refused
 
 FIXTURES = ROOT / "tests" / "fixtures"
 TEXT = FIXTURES / "real"  # en.txt, de.txt, hi.txt: 20 paragraphs of two sentences each
@@ -251,35 +251,26 @@ def test_ddp_two_processes_equal_one(tracking: str, prepare_run: str) -> None:
         torch.testing.assert_close(weights[1][name], value, rtol=1e-4, atol=1e-5)
 
 
-def _bad(command, args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        run_command(command, args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
-    return err
-
-
 def test_bad_inputs(tracking: str, real_run: str, prepare_run: str, tmp_path: Path,
                     capsys: pytest.CaptureFixture[str]) -> None:
     text = f"text:{TEXT}"
-    assert "ISO 639" in _bad(prepare_entry.command, ["--languages", "en,deu1", "--source", text],
+    assert "ISO 639" in refused(prepare_entry.command, ["--languages", "en,deu1", "--source", text],
                              capsys)
-    assert "zz.txt" in _bad(prepare_entry.command, ["--languages", "en,zz", "--source", text],
+    assert "zz.txt" in refused(prepare_entry.command, ["--languages", "en,zz", "--source", text],
                             capsys)
-    assert "unknown source" in _bad(prepare_entry.command, ["--languages", "en,de",
+    assert "unknown source" in refused(prepare_entry.command, ["--languages", "en,de",
                                                             "--source", "bibles"], capsys)
-    assert "dev_sentences" in _bad(prepare_entry.command, ["--languages", "en,de", "--source",
+    assert "dev_sentences" in refused(prepare_entry.command, ["--languages", "en,de", "--source",
                                                            text, "--dev-sentences", "500"],
                                    capsys)
     # Pretraining: a lab-only modification, an unknown inverted language, a real exp on lab data.
-    assert "lab only" in _bad(pretrain_entry.command, ["--exp", "no-parallel", "--data-run-id",
+    assert "lab only" in refused(pretrain_entry.command, ["--exp", "no-parallel", "--data-run-id",
                                                        real_run], capsys)
-    assert "invert=fr" in _bad(pretrain_entry.command, ["--exp", "3-base", "--invert", "fr",
+    assert "invert=fr" in refused(pretrain_entry.command, ["--exp", "3-base", "--invert", "fr",
                                                         "--data-run-id", real_run, *TINY], capsys)
-    assert "real-track exp" in _bad(pretrain_entry.command, ["--exp", "0-base", "--data-run-id",
+    assert "real-track exp" in refused(pretrain_entry.command, ["--exp", "0-base", "--data-run-id",
                                                              prepare_run], capsys)
-    assert "source=bible" in _bad(pretrain_entry.command, ["--exp", "0-base", "--data-run-id",
+    assert "source=bible" in refused(pretrain_entry.command, ["--exp", "0-base", "--data-run-id",
                                                            real_run, "--eval-every", "2"], capsys)
     # XNLI: a test file with the wrong header, a language the model does not know.
     pretrain_step.pretrain("0-base", {"size": "small", "max_steps": 1, "batch_size": 8},
@@ -290,11 +281,11 @@ def test_bad_inputs(tracking: str, real_run: str, prepare_run: str, tmp_path: Pa
     wrong = tmp_path / "xnli.test.tsv"
     wrong.write_text("lang\tpremise\thypothesis\nen\ta\tb\n", encoding="utf-8")
     xnli_args = ["--run-id", run.info.run_id, "--train", NLI_TRAIN]
-    assert "lacks the column(s) language, gold_label, sentence1, sentence2" in _bad(
+    assert "lacks the column(s) language, gold_label, sentence1, sentence2" in refused(
         xnli_entry.command, [*xnli_args, "--test", f"xnli-tsv:{wrong}"], capsys)
-    assert "the model knows en, de, hi" in _bad(
+    assert "the model knows en, de, hi" in refused(
         xnli_entry.command, [*xnli_args, "--test", NLI_TEST, "--languages", "fr"], capsys)
-    assert "not a pretrain run" in _bad(xnli_entry.command, ["--run-id", real_run], capsys)
+    assert "not a pretrain run" in refused(xnli_entry.command, ["--run-id", real_run], capsys)
     # Nothing half-written: the failed calls left no xnli run.
     assert not MlflowClient().search_runs(
         [mlflow.get_experiment_by_name(tracking).experiment_id], "tags.step = 'xnli'")

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from entrypoints import main as main_entry
 from entrypoints.common import run_command
-from minimult_ml import reproduction
+from minimult_ml import reproduction, tasks
 from minimult_ml import tracking as tracking_lib
 from minimult_ml.prepare import PrepareConfig
 from minimult_ml.results import PretrainRun
@@ -111,3 +111,51 @@ def test_sweep_reuses_retries_reports_and_evaluates(tracking: str, monkeypatch: 
     assert len(runs(tracking, "tags.step = 'prepare'")) == 1
     assert PretrainRun(MlflowClient().get_run(unevaluated)).problem is None
     assert tracking_lib.checkpoint_steps(unevaluated) == [8, 13]
+
+
+# The real track on a few hundred verses of en, de, hi: two epochs of BERT-small.
+TINY_REAL = reproduction.Profile(
+    PrepareConfig.real(train_sentences=150, dev_sentences=40, vocab_size=300), epoch_scale=1,
+    eval_every=10, batch_size=16, size="small", lr=2e-3, transfer_epochs=1,
+    transfer_examples=200, tau_sentences=10)
+
+
+def test_real_sweep_pretrains_transfers_correlates_and_reuses(
+        tracking: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture) -> None:
+    monkeypatch.setitem(reproduction.REAL_PROFILES, "quick", TINY_REAL)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    args = ["--track", "real", "--exps", "0-base", "--seeds", "0", "--profile", "quick"]
+    run_command(main_entry.command, args)
+    out, _ = capfd.readouterr()
+    [prepare] = runs(tracking, "tags.step = 'prepare'")
+    [pretrain] = runs(tracking, "tags.step = 'pretrain'")
+    [transfer] = runs(tracking, "tags.step = 'transfer'")
+    [tau] = runs(tracking, "tags.step = 'kendall-tau'")
+    [analysis] = runs(tracking, "tags.step = 'analysis'")
+    assert prepare.data.params["languages"] == "en,de,hi"
+    assert pretrain.data.params["data_run_id"] == prepare.info.run_id
+    assert (pretrain.data.tags["exp"], pretrain.data.params["size"]) == ("original", "small")
+    assert tracking_lib.retrieval_p1(8) in pretrain.data.metrics  # evaluated on the dev verses
+    # Transfer of that model to every language; kendall-tau correlates with its accuracies.
+    assert transfer.data.tags["pretrain_run_id"] == pretrain.info.run_id
+    assert transfer.data.params["task"] == "bible-genre"
+    genre = tasks.task("bible-genre")
+    accuracy = {code: transfer.data.metrics[genre.accuracy(code)] for code in ("de", "hi")}
+    assert tau.data.params["model"] == f"run:{pretrain.info.run_id}"
+    assert tau.data.params["accuracies"] == f"transfer:{transfer.info.run_id}"
+    table4 = json.loads(mlflow.artifacts.load_text(f"runs:/{tau.info.run_id}/table4.json"))
+    for code, value in accuracy.items():  # Table 4 holds them in percent, as the paper's
+        assert table4["languages"][code]["accuracy"] == pytest.approx(100 * value)
+    # Tables 3 and 4 at the end, from these runs.
+    table3 = mlflow.artifacts.load_text(f"runs:/{analysis.info.run_id}/table3.csv")
+    assert f"{accuracy['de']:.2f}".lstrip("0") in table3
+    assert "Table 3" in out and "Table 4" in out
+
+    # Again: everything is reused, nothing trained twice.
+    run_command(main_entry.command, args)
+    out, _ = capfd.readouterr()
+    for step in ("prepare", "pretrain exp=0-base seed=0", "transfer exp=0-base seed=0",
+                 "kendall-tau exp=0-base seed=0"):
+        assert re.search(rf"reused  {step} \w+", out), step
+    for step in ("pretrain", "transfer", "kendall-tau"):
+        assert len(runs(tracking, f"tags.step = '{step}'")) == 1
