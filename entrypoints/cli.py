@@ -19,13 +19,13 @@ COMMANDS = {
     "pretrain": ("pretrain", "Pretrain BERT with MLM under an exp's modifications."),
     "evaluate": ("evaluate", "Evaluate multilinguality and model fit of checkpoints."),
     "knn-space": ("knn_space", "Build (or reuse) the knn-replace neighbour table."),
-    "kendall-tau": ("kendall_tau", "Word order of parallel sentences against XNLI."),
+    "kendall-tau": ("kendall_tau", "Word order of parallel sentences against transfer accuracy."),
     "transfer": ("transfer", "Zero-shot cross-lingual transfer of a pretrained model "
                              "(bible-genre or xnli)."),
     "xnli": ("xnli", "Zero-shot cross-lingual transfer on XNLI of a pretrained model."),
     "sweep-manifest": ("sweep_manifest", "Print the Kubernetes Jobs of a sweep."),
     "analysis": ("analysis", "Tables 1–4 and Figures 6–7 beside the paper's numbers."),
-    "main": ("main", "Reproduce Tables 1–2: the sweep of exps × seeds, then the analysis."),
+    "main": ("main", "Reproduce a track's tables: the sweep of exps × seeds, then the analysis."),
 }
 
 
