@@ -34,10 +34,11 @@ PACKAGES = ("torch", "transformers", "tokenizers", "mlflow", "fasttext-numpy2", 
 
 # --- metric names (defined once) --------------------------------------------------------------
 # The UI groups charts by the prefix before "/" and sorts groups and metrics by name: Table 1's
-# nine numbers share the group TABLE1, whose leading digit sorts it first; the other numbers of
-# an evaluation follow per layer (L0/…, L8/…).
+# nine numbers share the group TABLE1, whose leading digit sorts it first, with μ's chart first in
+# it (a digit sorts before the layers' L); the other numbers of an evaluation follow per layer
+# (L0/…, L8/…).
 TABLE1 = "1_table1"
-MULT_SCORE = f"{TABLE1}/mu"
+MULT_SCORE = f"{TABLE1}/0_mu"
 PPL_TRAIN, PPL_DEV = f"{TABLE1}/ppl_train", f"{TABLE1}/ppl_dev"
 XNLI_ACC = "xnli_acc/"  # + language code
 GENRE_ACC = "genre_acc/"  # + language code; also genre_acc_majority/, genre_acc_in_language/

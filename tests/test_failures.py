@@ -345,8 +345,8 @@ def test_kendall_tau_names_the_supported_encoders(tmp_path: Path,
                                        "--languages", "de", "--accuracies", "paper"], capsys)
     assert line == (f"error: model folder {folder} is a 't5' model; word vectors need an "
                     "encoder of type bert, distilbert, roberta, xlm-roberta, camembert, electra, "
-                    "albert, deberta-v2, mpnet, roformer (like mBERT or XLM-R, or a checkpoint of a "
-                    "pretrain run)")
+                    "albert, deberta-v2, mpnet, roformer (like mBERT or XLM-R, or a checkpoint of "
+                    "a pretrain run)")
 
 
 # --------------------------------------------------------------------------------------------
