@@ -193,7 +193,7 @@ def run_ours(config: TrainConfig, data: Prepared, warmup: int, device: torch.dev
     while len(batches) < config.max_steps:
         batches += training.epoch_batches(examples, lengths, config.batch_size, config.seed, epoch)
         epoch += 1
-    masker = Masker(data.languages, training.masking_config(config), config.shift_special, "cpu")
+    masker = Masker(data.languages, config.masking, config.shift_special, "cpu")
     model_config = build_model(config.size, data.languages.vocab_size, len(data.languages),
                                config.max_length).config
     micro = config.micro_batch_size or config.batch_size

@@ -23,6 +23,7 @@ import torch
 from transformers import BertForMaskedLM
 
 from minimult_ml import experiments, training
+from minimult_ml.data import training_examples
 from minimult_ml.evaluation import evaluate
 from minimult_ml.prepare import Prepared, load
 
@@ -49,8 +50,8 @@ def probe(exp: str, data: Prepared, args: argparse.Namespace) -> list[str]:
         paused[0] += time.perf_counter() - start[0]
         paused[1] += time.process_time() - start[1]
 
-    examples = training.training_examples(data.train, len(data.languages),
-                                          parallel=not config.no_parallel)
+    examples = training_examples(data.train, len(data.languages),
+                                 parallel=not config.no_parallel)
     per_epoch = training.steps_per_epoch(len(examples), config.batch_size)
     start = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as out:

@@ -112,6 +112,10 @@ def correlation(tau: dict[str, float], accuracy: dict[str, float],
     if len(langs) < 3:
         raise ValueError(f"a correlation needs at least 3 languages with both a Kendall's tau and "
                          f"an accuracy; got {langs or 'none'}")
+    for name, values in (("accuracy", accuracy), ("Kendall's tau", tau)):
+        if len({values[lang] for lang in langs}) == 1:  # Pearson's r is undefined (0 / 0)
+            raise ValueError(f"no correlation: every language has the same {name} "
+                             f"({values[langs[0]]:g}), so Pearson's r is undefined")
     r, p = pearsonr([tau[lang] for lang in langs], [accuracy[lang] for lang in langs])
     return Correlation(float(r), float(p), len(langs))
 

@@ -35,7 +35,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def _reference_sentences(model, config, data, n: int, layer: int) -> tuple[float, float]:
     """Alignment F1 and retrieval P@1 with plain loops: one unpadded sentence at a time."""
-    cfg = training.input_config(config, data.languages)
+    cfg = inputs.input_config(config, data.languages)
     predicted = correct = gold = 0
     pooled = {0: [], 1: []}
     for i in range(n):
@@ -74,7 +74,7 @@ def test_hidden_states_stop_at_the_highest_layer_and_equal_the_full_forward(exp:
                         rel_pos=config.rel_pos).eval()
     lang = torch.tensor([0, 1] * 8)
     x = inputs.build_inputs(data.dev.padded()[:16], lang, data.languages,
-                            training.input_config(config, data.languages))
+                            inputs.input_config(config, data.languages))
     assert x["attention_mask"].min() == 0  # padded rows: the mask path is exercised
     with torch.no_grad():
         full = model.base_model(**x, output_hidden_states=True).hidden_states

@@ -34,11 +34,11 @@ def test_code_version_follows_the_steps_modules_only(tmp_path: Path) -> None:
     after = {step: runs.fingerprint(roots, package) for step, roots in runs.STEP_MODULES.items()}
     assert {step for step in after if after[step] != before[step]} == {"prepare", "knn-space"}
     # Editing the orchestration, or a module prepare does not use, changes no prepare run.
-    for name in ("steps/prepare.py", "tracking.py", "nli.py"):
+    for name in ("steps/prepare.py", "tracking.py", "genre.py"):
         with (package / name).open("a") as f:
             f.write("\n# an edit\n")
     assert runs.fingerprint(runs.STEP_MODULES["prepare"], package) == after["prepare"]
-    assert runs.fingerprint(runs.STEP_MODULES["xnli"], package) != after["xnli"]
+    assert runs.fingerprint(runs.STEP_MODULES["transfer"], package) != after["transfer"]
 
 
 def test_a_run_of_older_code_is_not_reused_silently(tracking: str,

@@ -169,6 +169,15 @@ def test_correlation_against_hand_computed_pearson():
         correlation(tau, acc, exclude=("en", "de"))
 
 
+def test_constant_accuracies_have_no_correlation_and_say_why():
+    """A model at chance in every language (the same accuracy everywhere): r is 0 / 0."""
+    tau = {"en": 1.0, "de": 0.7, "hi": 0.5}
+    both = correlations(tau, {"en": 26.0, "de": 26.0, "hi": 26.0})
+    assert both["with_en"] == ("no correlation: every language has the same accuracy (26), so "
+                               "Pearson's r is undefined")
+    assert "at least 3 languages" in both["without_en"]
+
+
 def test_correlation_on_the_papers_table4():
     # Appendix B.2: 0.64 with English, 0.46 without.
     both = correlations(PAPER_TAU, PAPER_XNLI_ACC)
