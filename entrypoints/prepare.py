@@ -19,7 +19,10 @@ def print_stats(stats: dict) -> None:
                        f"median {s['median_sentence_words']:g} words/sentence")
             continue
         for code, s in stats[split].items():
-            click.echo(f"{split:5s} {code:3s} {s['sentences']:>9,} sentences  "
+            words = (f"{s['words']:>9,} words  {s['word_types']:>6,} word types  "
+                     f"{s['characters']:>5,} characters  median {s['median_verse_words']:g} "
+                     "words/verse  ") if "words" in s else ""  # the Bibles' verses
+            click.echo(f"{split:5s} {code:3s} {s['sentences']:>9,} sentences  {words}"
                        f"{s['tokens']:>11,} tokens  median {s['median_sentence_tokens']:g} "
                        f"tokens/sentence")
     sizes = ", ".join(f"{code} {size}" for code, size in

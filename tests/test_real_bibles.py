@@ -6,6 +6,7 @@ kendall-tau end to end."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import mlflow
@@ -222,3 +223,13 @@ def test_bad_inputs_of_the_bibles(tracking: str, capsys: pytest.CaptureFixture[s
     # Nothing half-written: no prepare run exists.
     experiment = mlflow.get_experiment_by_name(tracking)
     assert experiment is None or not MlflowClient().search_runs([experiment.experiment_id])
+
+
+def test_prepare_prints_each_languages_words_and_types(bible_prepared: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    stats = json.loads((bible_prepared / "stats.json").read_text())
+    prepare_entry.print_stats(stats)
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("train de "))
+    de = stats["train"]["de"]
+    assert re.search(rf"\b{de['words']:,} words +{de['word_types']:,} word types", line)
+    assert f"median {de['median_verse_words']:g} words/verse" in line
