@@ -20,18 +20,28 @@ documents sampled to a byte budget per language:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import statistics
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 from nltk.tokenize import TreebankWordTokenizer
-from nltk.tokenize.punkt import PunktLanguageVars, PunktSentenceTokenizer, PunktTokenizer
+from nltk.tokenize.punkt import (
+    PunktLanguageVars,
+    PunktParameters,
+    PunktSentenceTokenizer,
+    PunktTokenizer,
+    PunktTrainer,
+)
 
 from minimult_ml import bibles
+from minimult_ml.cache import cache_dir
 from minimult_ml.errors import InputError
 from minimult_ml.hub import hub_errors
 
@@ -152,7 +162,45 @@ def sentence_splitter(paragraphs: list[str], language: str = "en") -> Splitter:
             break
         text.append(p)
         size += len(p)
-    return Splitter(PunktSentenceTokenizer("\n".join(text), lang_vars=_SentenceEnds()), "trained")
+    return Splitter(PunktSentenceTokenizer(trained_punkt("\n".join(text)),
+                                           lang_vars=_SentenceEnds()), "trained")
+
+
+def trained_punkt(text: str) -> PunktParameters:
+    """Punkt's parameters learnt from `text`. Training is deterministic but slow (≈ 10 s per
+    language, the bulk of a small `prepare`), so the parameters are kept in the cache, under
+    the text's hash, and every later prepare of the same corpus reads them."""
+    key = hashlib.sha256(("\n".join(_SentenceEnds.sent_end_chars) + "\0" + text).encode())
+    path = cache_dir("punkt") / f"{key.hexdigest()}.json"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # not cached yet, or a damaged file: train
+        trainer = PunktTrainer(text, lang_vars=_SentenceEnds())
+        params = trainer.get_params()
+        _save_atomically(path, {"abbrev_types": sorted(params.abbrev_types),
+                                "collocations": sorted(params.collocations),
+                                "sent_starters": sorted(params.sent_starters),
+                                "ortho_context": dict(params.ortho_context)})
+        return params
+    params = PunktParameters()
+    params.abbrev_types = set(saved["abbrev_types"])
+    params.collocations = {tuple(pair) for pair in saved["collocations"]}
+    params.sent_starters = set(saved["sent_starters"])
+    params.ortho_context.update(saved["ortho_context"])
+    return params
+
+
+def _save_atomically(path: Path, value: object) -> None:
+    """Write JSON so that a concurrent reader sees the whole file or none; a cache that cannot
+    be written (read-only home) only costs the next run the training."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False,
+                                         encoding="utf-8") as f:
+            json.dump(value, f)
+        os.replace(f.name, path)
+    except OSError:
+        pass
 
 
 def sentences(paragraphs: list[str], splitter: Splitter) -> list[str]:

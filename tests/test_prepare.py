@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 from nltk.tokenize import TreebankWordTokenizer
+from nltk.tokenize.punkt import PunktSentenceTokenizer, PunktTrainer
 from transformers import AutoTokenizer
 
 from entrypoints import prepare as prepare_entry
@@ -96,6 +97,36 @@ def test_pbc_selects_testaments(tmp_path: Path) -> None:
     assert dev[0].startswith("In the beginning") and len(dev) == 2
     sents = corpus.sentences(train, corpus.sentence_splitter(train))
     assert "Isaac was the father of Jacob." in sents
+
+
+def test_trained_punkt_is_cached_and_equals_a_fresh_training(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    verses = corpus.load_source("bible", "train")[:3000]
+    text = "\n".join(verses)
+    fresh = PunktTrainer(text, lang_vars=corpus._SentenceEnds()).get_params()
+    expected = PunktSentenceTokenizer(text, lang_vars=corpus._SentenceEnds())  # trained anew
+    trained = corpus.trained_punkt(text)  # trains, and keeps the parameters
+    [saved] = (tmp_path / "minimult" / "punkt").iterdir()
+    # The second time nothing is trained: the parameters come from the cache, equal.
+    monkeypatch.setattr(PunktTrainer, "train", lambda *a, **k: pytest.fail("trained again"))
+    cached = corpus.trained_punkt(text)
+    for params in (trained, cached):
+        assert params.abbrev_types == fresh.abbrev_types and params.abbrev_types
+        assert params.collocations == fresh.collocations
+        assert params.sent_starters == fresh.sent_starters
+        assert dict(params.ortho_context) == dict(fresh.ortho_context)
+    splitter = corpus.Splitter(PunktSentenceTokenizer(cached, lang_vars=corpus._SentenceEnds()),
+                               "trained")
+    assert [splitter.split(v) for v in verses[:300]] == [expected.tokenize(v) for v in verses[:300]]
+    # Another text has a key of its own; a damaged file is trained again and rewritten.
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    corpus.trained_punkt(text[:-1])
+    assert len(list(saved.parent.iterdir())) == 2
+    saved.write_text("{")
+    assert corpus.trained_punkt(text).abbrev_types == fresh.abbrev_types
+    assert json.loads(saved.read_text())["abbrev_types"] == sorted(fresh.abbrev_types)
 
 
 def test_token_corpus_round_trip(tmp_path: Path) -> None:

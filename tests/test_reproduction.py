@@ -116,7 +116,7 @@ def test_sweep_reuses_retries_reports_and_evaluates(tracking: str, monkeypatch: 
 # The real track on a few hundred verses of en, de, hi: two epochs of BERT-small.
 TINY_REAL = reproduction.Profile(
     PrepareConfig.real(train_sentences=150, dev_sentences=40, vocab_size=300), epoch_scale=1,
-    eval_every=10, batch_size=16, size="small", lr=2e-3, transfer_epochs=1,
+    eval_every=28, batch_size=16, size="small", lr=2e-3, transfer_epochs=1,
     transfer_examples=200, tau_sentences=10)
 
 

@@ -18,6 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from minimult_ml import distributed, experiments, store, tracking
+from minimult_ml.cache import cache_dir
 from minimult_ml.errors import InputError, Interrupted
 from minimult_ml.experiments import TrainConfig
 from minimult_ml.steps import runs
@@ -82,8 +83,7 @@ def state_folder(run_id: str) -> Path:
     run stops unfinished (Ctrl-C, SIGTERM, its tracking server gone), so `resume` continues from
     it even when the server never got the last checkpoint; removed once the run finishes.
     MINIMULT_STATE_DIR moves them (default: ~/.cache/minimult/runs)."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return Path(os.environ.get("MINIMULT_STATE_DIR") or cache / "minimult" / "runs") / run_id
+    return Path(os.environ.get("MINIMULT_STATE_DIR") or cache_dir("runs")) / run_id
 
 
 def local_state_step(run_id: str) -> int | None:
