@@ -27,6 +27,7 @@ from entrypoints import prepare as prepare_entry
 from entrypoints import pretrain as pretrain_entry
 from entrypoints.common import run_command
 from minimult_ml import store
+from minimult_ml import tracking as tracking_lib
 from minimult_ml.steps import prepare as prepare_step
 from minimult_ml.steps import pretrain as pretrain_step
 from minimult_ml.steps import runs
@@ -163,7 +164,7 @@ def test_server_gone_mid_run_resumes_once_it_is_back(tmp_path: Path,
 
 def test_sigterm_stops_pretrain_like_ctrl_c(sqlite_store: str, tmp_path: Path) -> None:
     data_run_id = prepare_step.get_or_run(SMALL)
-    args = ["--data-run-id", data_run_id, *TRAIN_ARGS]
+    args = ["--data-run-id", data_run_id, *TRAIN_ARGS, "--eval-every", "50"]
     proc = _step("pretrain", args)
     run_id = _wait_for_checkpoint(proc, "minimult-lab")
     proc.send_signal(signal.SIGTERM)
@@ -177,11 +178,16 @@ def test_sigterm_stops_pretrain_like_ctrl_c(sqlite_store: str, tmp_path: Path) -
     stopped_at = int(line.split("step ")[1].split(";")[0])
     assert run.info.status == "KILLED"
     assert run.data.tags["resume_step"] == str(stopped_at)  # the last checkpoint: where it stopped
+    # It stopped at once: the stopped step is neither evaluated (minutes at full size) nor
+    # logged as the run's model, which only a finished run has.
+    assert stopped_at < 50 and tracking_lib.MULT_SCORE not in run.data.metrics
+    assert not client.list_artifacts(run_id, "model")
     # And it continues from there, in the same run.
     run_command(pretrain_entry.command, [*args, "--resume", "true"])
     assert client.get_run(run_id).info.status == "FINISHED"
     steps = [m.step for m in client.get_metric_history(run_id, "loss/train")]
     assert max(steps) == 100 and len(steps) == len(set(steps))
+    assert [m.step for m in client.get_metric_history(run_id, tracking_lib.MULT_SCORE)] == [50, 100]
 
 
 def _dead_pid() -> int:

@@ -266,7 +266,9 @@ def train_in_run(run: TrainingRun, process: distributed.Process, eval_every: int
         result = train(config, data.train, data.tokenizers, out, device=process.device,
                        knn_table=knn_table, log=log, on_checkpoint=on_checkpoint,
                        resume=run.resumed, process=process)
-        if process.main:
+        # Stopped (Ctrl-C, SIGTERM): stop now. Its last checkpoint is logged; the model and a
+        # full evaluation (minutes) belong to a finished run, and a pod has seconds to exit.
+        if process.main and not result.interrupted:
             final = out / "checkpoints" / f"step-{result.step}"
             with tracking.server_errors():
                 client.log_artifacts(run.run_id, str(final), "model")
