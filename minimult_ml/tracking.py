@@ -216,9 +216,15 @@ def checkpoint_steps(run_id: str) -> list[int]:
 
 
 def download(run_id: str, path: str) -> Path:
-    """A local copy of an artifact (file or folder) of a run."""
-    with server_errors():
-        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path))
+    """A local copy of an artifact (file or folder; "" for all) of a run. One the run should have
+    but its store has lost (deleted, moved, another machine's local folder) is one clear line."""
+    try:
+        with server_errors():
+            return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path))
+    except MlflowException as e:  # RESOURCE_DOES_NOT_EXIST: server_errors leaves it to us
+        raise InputError(f"run {run_id}: its artifacts{f' at {path!r}' if path else ''} cannot "
+                         f"be read ({str(e).splitlines()[0]}); the artifact store lost them: run "
+                         "the step again with reuse=never, or pass another run") from None
 
 
 def artifact_exists(run_id: str, path: str) -> bool:

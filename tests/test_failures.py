@@ -14,6 +14,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -284,6 +285,20 @@ def test_bad_input_under_mlflow_run(sqlite_store: str) -> None:
 
 # --------------------------------------------------------------------------------------------
 # Bad values
+
+
+def test_lost_artifacts_are_one_line(sqlite_store: str,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A run whose artifact store lost its files (deleted, moved, another machine's folder)."""
+    data_run_id = prepare_step.get_or_run(SMALL)
+    artifacts = Path(urllib.parse.urlparse(
+        MlflowClient().get_run(data_run_id).info.artifact_uri).path)
+    shutil.rmtree(artifacts)
+    capsys.readouterr()
+    line = _exit(knn_space.command, ["--data-run-id", data_run_id], capsys)
+    assert line.startswith(f"error: run {data_run_id}: its artifacts cannot be read (")
+    assert line.endswith("the artifact store lost them: run the step again with reuse=never, "
+                         "or pass another run")
 
 
 def test_negative_seeds_are_refused(tracking: str, prepare_run: str,

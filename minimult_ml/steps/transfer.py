@@ -12,7 +12,6 @@ import click
 import mlflow
 import numpy as np
 import torch
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from minimult_ml import figures, genre, nli, tasks, tracking, transfer
@@ -33,11 +32,7 @@ def checkpoint_folder(run_id: str, step: int | None) -> Path:
     if not tracking.artifact_exists(run_id, path):
         raise InputError(f"run {run_id} has no {path}: pass a finished pretrain run, or the "
                          "step of one of its checkpoints")
-    try:
-        return tracking.download(run_id, path)
-    except MlflowException:  # listed, yet not downloadable: say which
-        raise InputError(f"run {run_id}: its {path} could not be downloaded; check the "
-                         "artifact store") from None
+    return tracking.download(run_id, path)
 
 
 def bible_editions(data_run_id: str) -> tuple[dict[str, str], int]:
