@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from entrypoints.common import CommaList, OrDefault, reuse_option, run_command
-from minimult_ml import experiments, reproduction
+from minimult_ml import bibles, experiments, reproduction
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,12 +30,16 @@ ROOT = Path(__file__).resolve().parents[1]
               show_default=True,
               help="paper: the paper's settings (the real track: every Bible language, for a "
                    "GPU); quick: a CPU-sized run.")
+@click.option("--languages", type=OrDefault(CommaList(example="en,de,hi,fr", what="languages")),
+              show_default="the profile's: en,de,hi (quick), every Bible language (paper)",
+              help="The real track's Bible languages, English among them; any of "
+                   f"{','.join(bibles.languages())}.")
 @reuse_option
 def command(track: str, exps: list[str] | None, seeds: list[int], profile: str,
-            reuse: str) -> None:
+            languages: list[str] | None, reuse: str) -> None:
     """Reproduce the paper's tables: every exp × seed of a track prepared, pretrained and
     evaluated (and in the real track transferred and correlated), then analysed."""
-    outcomes = reproduction.main(exps, seeds, profile, str(ROOT), reuse, track)
+    outcomes = reproduction.main(exps, seeds, profile, str(ROOT), reuse, track, languages)
     failed = [o for o in outcomes if o.status in ("failed", "skipped")]
     if failed:
         click.echo(f"sweep: {len(failed)} step(s) did not complete: "

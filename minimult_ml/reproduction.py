@@ -315,16 +315,32 @@ def check_exps(exps: list[str], track: str) -> None:
                          f"{', '.join(experiments.REAL_IDS)}")
 
 
+def with_languages(profile: Profile, languages: list[str]) -> Profile:
+    """A real-track profile on other Bible languages (English among them: it is the transfer's
+    source language and the one word order is measured against), their default editions."""
+    if profile.track == "lab":
+        raise InputError("languages: the lab is English + Fake-English; languages chooses the "
+                         "real track's (track=real)")
+    if "en" not in languages:
+        raise InputError(f"languages {','.join(languages)}: add en, the language the real "
+                         "track fine-tunes on and measures word order against")
+    given = dataclasses.asdict(profile.prepare) | {"editions": ""}  # the languages' defaults
+    del given["languages"]
+    return dataclasses.replace(profile, prepare=PrepareConfig.of(",".join(languages), **given))
+
+
 def main(exps: list[str] | None, seeds: list[int], profile: str, project_uri: str,
-         reuse: str = "same-code", track: str = "lab") -> list[Outcome]:
+         reuse: str = "same-code", track: str = "lab",
+         languages: list[str] | None = None) -> list[Outcome]:
     """The sweep of a track as a run of its own (tag step=sweep; each step's run links to it by
     its `sweep_run_id` tag), then the analysis; the outcome of every step, also logged as
-    sweep.json."""
+    sweep.json. `languages` replaces the real profile's."""
     if track not in ("lab", "real"):
         raise InputError(f"track {track!r}: use lab or real")
     profiles = PROFILES if track == "lab" else REAL_PROFILES
     if profile not in profiles:
         raise InputError(f"profile {profile!r}: use one of {', '.join(profiles)}")
+    chosen = with_languages(profiles[profile], languages) if languages else profiles[profile]
     exps = exps or default_exps(track)
     check_exps(exps, track)
     for seed in seeds:
@@ -333,13 +349,13 @@ def main(exps: list[str] | None, seeds: list[int], profile: str, project_uri: st
     experiment = runs.experiment_of(track)
     launch = mlflow_launcher(project_uri, experiment)
     params = {"exps": ",".join(exps), "seeds": ",".join(map(str, seeds)), "profile": profile,
-              "reuse": reuse, "track": track}
+              "reuse": reuse, "track": track, "languages": chosen.prepare.languages}
     tables = "Table 1" if track == "lab" else "Tables 3–4"
     description = (f"Reproduction sweep ({track} track, {profile} profile): exps "
                    f"{', '.join(exps)} × seeds {', '.join(map(str, seeds))}, then {tables}.")
     with tracking.start_run(f"sweep-{track}-{profile}", {"step": "sweep"}, params, experiment,
                             description):
-        outcomes = sweep(exps, seeds, profiles[profile], experiment, launch, reuse)
+        outcomes = sweep(exps, seeds, chosen, experiment, launch, reuse)
         click.echo("sweep: " + ", ".join(f"{sum(o.status == s for o in outcomes)} {s}"
                                           for s in dict.fromkeys(o.status for o in outcomes)))
         for outcome in outcomes:

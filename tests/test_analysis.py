@@ -390,6 +390,9 @@ def test_wrong_or_unreachable_tracking_uri_is_one_line_and_exit_2(
     (main_entry.command, ["--seeds", "a,b"], "give integers"),
     (main_entry.command, ["--exps", ","], "is empty"),
     (main_entry.command, ["--profile", "huge"], "'huge' is not one of"),
+    (main_entry.command, ["--languages", "en,de"], "languages: the lab is English + Fake-English"),
+    (main_entry.command, ["--track", "real", "--languages", "de,hi"], "add en, the language"),
+    (main_entry.command, ["--track", "real", "--languages", "en,xx"], "no Bible for language(s)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(command, args: list[str], message: str,
                                           tracking: str, capsys: pytest.CaptureFixture) -> None:

@@ -4,6 +4,7 @@ reported while the others go on, an unevaluated run evaluated rather than retrai
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -16,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from entrypoints import main as main_entry
 from entrypoints.common import run_command
-from minimult_ml import reproduction, tasks
+from minimult_ml import bibles, reproduction, tasks
 from minimult_ml import tracking as tracking_lib
 from minimult_ml.prepare import PrepareConfig
 from minimult_ml.results import PretrainRun
@@ -120,11 +121,25 @@ TINY_REAL = reproduction.Profile(
     transfer_examples=200, tau_sentences=10)
 
 
+def test_languages_replace_the_real_profiles_and_keep_its_sizes() -> None:
+    quick = reproduction.REAL_PROFILES["quick"]
+    chosen = reproduction.with_languages(quick, ["en", "fr", "ru", "zh"])
+    assert chosen.prepare.codes == ["en", "fr", "ru", "zh"]
+    # Each language's default edition, recorded (the profile's were for en, de, hi).
+    assert chosen.prepare.editions == ",".join(
+        f"{c}:{e}" for c, e in bibles.editions_for(["en", "fr", "ru", "zh"]).items())
+    same = ("train_sentences", "dev_sentences", "vocab_size", "seed", "source")
+    assert [getattr(chosen.prepare, f) for f in same] == [getattr(quick.prepare, f) for f in same]
+    assert dataclasses.replace(chosen, prepare=quick.prepare) == quick
+
+
 def test_real_sweep_pretrains_transfers_correlates_and_reuses(
         tracking: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture) -> None:
     monkeypatch.setitem(reproduction.REAL_PROFILES, "quick", TINY_REAL)
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    args = ["--track", "real", "--exps", "0-base", "--seeds", "0", "--profile", "quick"]
+    # The profile's sizes, the languages given (in another order than the profile's).
+    args = ["--track", "real", "--exps", "0-base", "--seeds", "0", "--profile", "quick",
+            "--languages", "en,hi,de"]
     run_command(main_entry.command, args)
     out, _ = capfd.readouterr()
     [prepare] = runs(tracking, "tags.step = 'prepare'")
@@ -132,7 +147,8 @@ def test_real_sweep_pretrains_transfers_correlates_and_reuses(
     [transfer] = runs(tracking, "tags.step = 'transfer'")
     [tau] = runs(tracking, "tags.step = 'kendall-tau'")
     [analysis] = runs(tracking, "tags.step = 'analysis'")
-    assert prepare.data.params["languages"] == "en,de,hi"
+    assert prepare.data.params["languages"] == "en,hi,de"
+    assert prepare.data.params["train_sentences"] == str(TINY_REAL.prepare.train_sentences)
     assert pretrain.data.params["data_run_id"] == prepare.info.run_id
     assert (pretrain.data.tags["exp"], pretrain.data.params["size"]) == ("original", "small")
     assert tracking_lib.retrieval_p1(8) in pretrain.data.metrics  # evaluated on the dev verses
