@@ -107,15 +107,22 @@ def test_loss_decreases_and_same_seed_same_numbers(small_prepared: Path, tmp_pat
     data = load(small_prepared)
     config = experiments.resolve("0", max_steps=150, batch_size=32, log_every=25)
 
-    def run(out: Path) -> list[float]:
+    def run(out: Path, stop_at: int = 0) -> list[float]:
         losses: list[float] = []
-        train(config, data.train, data.tokenizers, out, device=CPU,
-              log=lambda m, s: losses.append(m["loss/train"]), progress=False)
+
+        def log(metrics: dict[str, float], step: int) -> None:
+            losses.append(metrics["loss/train"])
+            if step == stop_at:
+                raise KeyboardInterrupt  # as Ctrl-C: train returns there
+
+        train(config, data.train, data.tokenizers, out, device=CPU, log=log, progress=False)
         return losses
 
     losses = run(tmp_path / "a")
     assert losses[-1] < losses[0] - 0.5, losses  # from ~ln(800) towards a fitted model
-    assert run(tmp_path / "b") == losses
+    # The same seed again gives the same numbers (compared over the first 50 steps, to save
+    # the test the rest; the learning-rate schedule is the full run's).
+    assert run(tmp_path / "b", stop_at=50) == losses[:2]
 
 
 def _pretrain(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:

@@ -93,7 +93,7 @@ def pretrained(mlflow_server: str, real_run: str) -> str:
 
 
 def test_transfer_run_with_baseline_and_in_language_bound(tracking: str, pretrained: str) -> None:
-    config = transfer.FinetuneConfig(epochs=3, batch_size=16, lr=1e-3)
+    config = transfer.FinetuneConfig(epochs=2, batch_size=16, lr=1e-3)
     run_id = transfer_run(pretrained, None, "bible-genre", "hub", "hub", [], 400, "en,de", config)
     run = MlflowClient().get_run(run_id)
     assert run.data.tags["step"] == "transfer" and run.data.tags["task"] == "bible-genre"
