@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from transformers.utils import logging as hf_logging
+
 from minimult_ml.errors import InputError
 
 # huggingface_hub's and datasets' network, hub and cache failures are all OSErrors (requests'
@@ -25,3 +27,16 @@ def hub_errors(what: str, fix: str) -> Iterator[None]:
         reason = (str(err).splitlines() or [""])[0]  # hub errors can span lines: keep one
         raise InputError(f"could not load {what} ({type(err).__name__}: {reason}); {fix}"
                          ) from None
+
+
+@contextmanager
+def without_load_report() -> Iterator[None]:
+    """transformers' report of a checkpoint's missing and unexpected weights, silenced. Loading
+    a masked LM into an encoder or a sequence classifier drops its MLM head and adds a pooler or
+    a new head, as intended, and the report (a 20-line table) says only that."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)

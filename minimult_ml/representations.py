@@ -28,7 +28,7 @@ from transformers import (
 
 from minimult_ml.errors import InputError
 from minimult_ml.experiments import CONFIG_FILE, load_config
-from minimult_ml.hub import hub_errors
+from minimult_ml.hub import hub_errors, without_load_report
 from minimult_ml.inputs import InputConfig, build_inputs, input_config, inversion_index
 from minimult_ml.languages import FILENAME as LANGUAGE_SET_FILE
 from minimult_ml.vocab import Tokenizers
@@ -164,7 +164,8 @@ def load_encoder(name: str, device: torch.device | None = None) -> Encoder:
                              f"need an encoder of type {', '.join(ENCODER_TYPES)} (like mBERT "
                              "or XLM-R, or a checkpoint of a pretrain run)")
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModel.from_pretrained(source, config=model_config)
+        with without_load_report():  # a pretrain run's checkpoint: its MLM head is dropped
+            model = AutoModel.from_pretrained(source, config=model_config)
     if not tokenizer.is_fast:
         raise InputError(f"{where} has a slow tokenizer; word vectors need a fast one "
                          f"(tokenizer.json), which gives each subword's word")

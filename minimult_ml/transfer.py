@@ -29,9 +29,9 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
-from transformers.utils import logging as hf_logging
 
 from minimult_ml.errors import InputError, check_seed
+from minimult_ml.hub import without_load_report
 from minimult_ml.inputs import InputConfig, build_inputs
 from minimult_ml.languages import PAD
 from minimult_ml.vocab import Tokenizers
@@ -135,15 +135,9 @@ def finetune(checkpoint: str | Path, tokenizers: Tokenizers, inputs: InputConfig
     if language not in tokenizers.languages.codes:
         raise InputError(f"the model's languages are {', '.join(tokenizers.languages.codes)}: "
                          f"fine-tuning is in {language}, so {language} must be one of them")
-    # The classifier head is new and the MLM head is dropped, as intended: transformers' load
-    # report of missing and unexpected weights (a 20-line warning) says nothing here.
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
+    with without_load_report():
         model = AutoModelForSequenceClassification.from_pretrained(checkpoint,
                                                                    num_labels=num_labels)
-    finally:
-        hf_logging.set_verbosity(verbosity)
     cuda = device.type == "cuda"
     select = "epoch" if dev is not None else "no"
     with tempfile.TemporaryDirectory() as tmp:

@@ -206,3 +206,25 @@ def test_sample_is_seeded_and_without_replacement() -> None:
     assert examples.sample(80, 3) is examples
     with pytest.raises(InputError):
         transfer.check_languages(["en", "fr"], ["en", "de"])
+
+
+def test_loading_a_masked_lm_into_an_encoder_prints_no_load_report(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from transformers import AutoModel, BertConfig, BertForMaskedLM
+
+    from minimult_ml.hub import without_load_report
+
+    BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1,
+                               num_attention_heads=1, intermediate_size=16)).save_pretrained(
+        tmp_path)
+
+    def reported() -> bool:
+        found = any("LOAD REPORT" in r.getMessage() for r in caplog.records)
+        caplog.clear()
+        return found
+
+    AutoModel.from_pretrained(tmp_path)  # drops cls.*, adds a pooler: transformers reports it
+    assert reported()
+    with without_load_report():
+        AutoModel.from_pretrained(tmp_path)
+    assert not reported()
