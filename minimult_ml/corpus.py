@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
+import nltk
 from nltk.tokenize import TreebankWordTokenizer
 from nltk.tokenize.punkt import (
     PunktLanguageVars,
@@ -169,8 +170,10 @@ def sentence_splitter(paragraphs: list[str], language: str = "en") -> Splitter:
 def trained_punkt(text: str) -> PunktParameters:
     """Punkt's parameters learnt from `text`. Training is deterministic but slow (≈ 10 s per
     language, the bulk of a small `prepare`), so the parameters are kept in the cache, under
-    the text's hash, and every later prepare of the same corpus reads them."""
-    key = hashlib.sha256(("\n".join(_SentenceEnds.sent_end_chars) + "\0" + text).encode())
+    the text's hash, and every later prepare of the same corpus reads them. The key covers what
+    else decides them: the sentence-end characters and NLTK's version (its trainer)."""
+    key = hashlib.sha256("\0".join([nltk.__version__, *_SentenceEnds.sent_end_chars, text])
+                         .encode())
     path = cache_dir("punkt") / f"{key.hexdigest()}.json"
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
