@@ -39,6 +39,6 @@ postgresql:
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; }
 
 # Two test processes, a file per process at a time (a file's module fixtures are built once):
-# most tests wait on one single-threaded subprocess, so the second core halves the wall time.
+# most tests run one single-threaded process at a time, so a second one uses the second core.
 test: lint postgresql
 	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15
