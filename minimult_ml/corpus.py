@@ -178,8 +178,7 @@ def trained_punkt(text: str) -> PunktParameters:
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # not cached yet, or a damaged file: train
-        trainer = PunktTrainer(text, lang_vars=_SentenceEnds())
-        params = trainer.get_params()
+        params = PunktTrainer(text, lang_vars=_SentenceEnds()).get_params()
         _save_atomically(path, {"abbrev_types": sorted(params.abbrev_types),
                                 "collocations": sorted(params.collocations),
                                 "sent_starters": sorted(params.sent_starters),
