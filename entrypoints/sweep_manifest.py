@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import click
 
 from entrypoints.common import run_command
 from minimult_ml.errors import InputError
+from minimult_ml.files import atomic_write
 from minimult_ml.kubernetes import PRETRAIN_PARAMS, Sweep, manifests, to_yaml
 
 
@@ -34,10 +33,8 @@ def write(text: str, output: Path) -> None:
     """All of `text` at `output`, or nothing (written beside it, then renamed)."""
     if not output.parent.is_dir():
         raise InputError(f"output {output}: folder {output.parent} does not exist; create it")
-    with tempfile.NamedTemporaryFile("w", dir=output.parent, delete=False,
-                                     prefix=f".{output.name}.") as f:
+    with atomic_write(output) as f:
         f.write(text)
-    os.replace(f.name, output)
 
 
 @click.command("sweep-manifest")

@@ -25,7 +25,6 @@ import json
 import os
 import re
 import statistics
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from nltk.tokenize.punkt import (
 from minimult_ml import bibles
 from minimult_ml.cache import cache_dir
 from minimult_ml.errors import InputError
+from minimult_ml.files import atomic_write
 from minimult_ml.hub import hub_errors
 
 # Books 1–39 are the Old Testament, 40–66 the New, in both pythonbible's and the PBC's verse ids
@@ -197,10 +197,8 @@ def _save_atomically(path: Path, value: object) -> None:
     be written (read-only home) only costs the next run the training."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False,
-                                         encoding="utf-8") as f:
+        with atomic_write(path) as f:
             json.dump(value, f)
-        os.replace(f.name, path)
     except OSError:
         pass
 

@@ -9,7 +9,6 @@ included) and legends outside the axes, so neither covers data.
 
 from __future__ import annotations
 
-import os
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,13 +21,13 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from minimult_ml.files import atomic_write
+
 
 def save(fig: Figure, path: str | Path) -> None:
     """Write a PNG beside its target, then rename: a crash never leaves half a file behind."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_write(path, binary=True) as f:
+        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
 
 
 def scatter_plot(tau: dict[str, float], accuracy: dict[str, float], path: str | Path) -> Figure:
