@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from minimult_ml.crosslingual import (
+    _induce_dictionary,
     dictionary_precision,
     nearest_neighbours,
     train_fasttext,
@@ -105,6 +106,45 @@ def test_isometric_spaces_map_orthogonally_onto_each_other(space):
     result = vecmap_unsupervised(space, z, stochastic_interval=5)
     assert orthogonality_error(result.wx) < 1e-4 and orthogonality_error(result.wz) < 1e-4
     torch.testing.assert_close(result.xw, result.zw[gold], atol=1e-4, rtol=0)
+
+
+def csls_dictionary_by_loops(a: torch.Tensor, b: torch.Tensor, k: int):
+    """VecMap's dictionary induction without dropout, one similarity at a time."""
+    sim = [[float(a[i] @ b[j]) for j in range(len(b))] for i in range(len(a))]
+    columns = [[row[j] for row in sim] for j in range(len(b))]
+    r_a = [sum(sorted(row, reverse=True)[:k]) / k for row in sim]
+    r_b = [sum(sorted(col, reverse=True)[:k]) / k for col in columns]
+
+    def csls(i: int, j: int) -> float:
+        return 2 * sim[i][j] - r_a[i] - r_b[j]
+
+    forward = [max(range(len(b)), key=lambda j: csls(i, j)) for i in range(len(a))]
+    backward = [max(range(len(a)), key=lambda i: csls(i, j)) for j in range(len(b))]
+    objective = (sum(map(max, sim)) / len(a) + sum(map(max, columns)) / len(b)) / 2
+    return list(range(len(a))) + backward, forward + list(range(len(b))), objective
+
+
+@pytest.mark.parametrize("chunk_size", [4096, 7])  # one matrix; chunks of rows both ways
+def test_dictionary_induction_matches_a_loop_over_every_pair(chunk_size):
+    g = torch.Generator().manual_seed(3)
+    a = torch.nn.functional.normalize(torch.randn(20, 8, generator=g), dim=1)
+    b = torch.nn.functional.normalize(torch.randn(23, 8, generator=g), dim=1)
+    src, trg, objective = _induce_dictionary(a, b, 3, 1.0, g, chunk_size)
+    want_src, want_trg, want_objective = csls_dictionary_by_loops(a, b, 3)
+    assert src.tolist() == want_src and trg.tolist() == want_trg
+    assert objective == pytest.approx(want_objective, abs=1e-6)
+
+
+def test_dictionary_dropout_is_seeded_and_keeps_only_what_it_draws():
+    g = torch.Generator().manual_seed(4)
+    a = torch.nn.functional.normalize(torch.randn(30, 8, generator=g), dim=1)
+    b = torch.nn.functional.normalize(torch.randn(30, 8, generator=g), dim=1)
+    runs = [_induce_dictionary(a, b, 3, 0.3, torch.Generator().manual_seed(5), 4096)
+            for _ in range(2)]
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+    full = _induce_dictionary(a, b, 3, 1.0, g, 4096)
+    assert not torch.equal(runs[0][1], full[1])  # 70 % of the similarities dropped changes it
+    assert runs[0][2] == full[2]  # the objective is taken before dropout
 
 
 def test_nearest_neighbours_match_a_brute_force_loop():
