@@ -141,7 +141,9 @@ def vecmap_unsupervised(x: Tensor, z: Tensor, *, init_vocabulary: int = 4000,
                         stochastic_multiplier: float = 2.0, stochastic_interval: int = 50,
                         whiten: bool = True, src_reweight: float = 0.5,
                         trg_reweight: float = 0.5, chunk_size: int = 4096,
-                        seed: int = 0) -> VecMapResult:
+                        seed: int = 0,
+                        on_stage: Callable[[int, float, float], None] = lambda *_: None
+                        ) -> VecMapResult:
     """Map x [n, d] and z [m, d] (rows in frequency order) into one space, unsupervised.
 
     Defaults are the reference's `--unsupervised` recipe. Runs on the tensors' device; the
@@ -149,6 +151,8 @@ def vecmap_unsupervised(x: Tensor, z: Tensor, *, init_vocabulary: int = 4000,
     when src_reweight = trg_reweight = 0 (de-whitening then undoes the whitening exactly);
     re-weighting scales both sides by the singular values s of the whitened cross-covariance,
     so |det wx| = prod(s)^src_reweight and |det wz| = prod(s)^trg_reweight.
+    `on_stage(iteration, keep_prob, best objective)` is called when a stage of the stochastic
+    schedule ends (its number of iterations is not known in advance: minutes to hours on a CPU).
     """
     generator = torch.Generator(device=x.device).manual_seed(seed)
     x, z = _normalise(x), _normalise(z)
@@ -163,6 +167,7 @@ def vecmap_unsupervised(x: Tensor, z: Tensor, *, init_vocabulary: int = 4000,
     keep_prob, best, last_improvement, it = stochastic_initial, -math.inf, 0, 1
     while True:
         if it - last_improvement > stochastic_interval:
+            on_stage(it - 1, keep_prob, best)
             if keep_prob >= 1.0:
                 break
             keep_prob = min(1.0, stochastic_multiplier * keep_prob)
@@ -344,7 +349,8 @@ class KnnSpaceConfig:
 
 def build_knn_table(corpora: list[Iterable[Sequence[str]]], vocabularies: list[list[str]],
                     offsets: list[int], config: KnnSpaceConfig, vocab_size: int,
-                    num_special: int) -> tuple[Tensor, dict]:
+                    num_special: int, codes: Sequence[str] = (),
+                    log: Callable[[str], None] = lambda line: None) -> tuple[Tensor, dict]:
     """The neighbour table of knn-replace and a report of how it was built.
 
     Language i has a token corpus `corpora[i]` (read once, as it streams into fastText) and a
@@ -353,6 +359,7 @@ def build_knn_table(corpora: list[Iterable[Sequence[str]]], vocabularies: list[l
     mapped by its own VecMap run. Returns table [vocab_size, languages, k] of global ids:
     table[id, j] = the k nearest neighbours of token `id` among language j's tokens (rows of
     specials and of a token's own language point at the token itself: masking never uses them).
+    `log` gets a line at each stage of each pair's VecMap, which names languages by `codes`.
     """
     config.validate()
     n_lang = len(corpora)
@@ -370,9 +377,16 @@ def build_knn_table(corpora: list[Iterable[Sequence[str]]], vocabularies: list[l
         order = sorted(range(num_special, len(vocab)), key=lambda i: (-counts[vocab[i]], i))
         spaces.append((torch.tensor(order), word_vectors(model, [vocab[i] for i in order])))
     report: dict = {"pairs": {}}
+    names = list(codes) or [str(i) for i in range(n_lang)]
+    start = time.perf_counter()
     for i, j in itertools.combinations(range(n_lang), 2):
         (rows_i, x), (rows_j, z) = spaces[i], spaces[j]
-        result = vecmap_unsupervised(x, z, seed=config.seed)
+
+        def on_stage(it: int, keep_prob: float, objective: float, pair=f"{names[i]}-{names[j]}"):
+            log(f"VecMap {pair}: {it} iterations, stage keep_prob={keep_prob:g} done "
+                f"(objective {objective:.4f}, {time.perf_counter() - start:.0f} s)")
+
+        result = vecmap_unsupervised(x, z, seed=config.seed, on_stage=on_stage)
         for (a, rows_a, xa), (b, rows_b, xb) in (((i, rows_i, result.xw), (j, rows_j, result.zw)),
                                                  ((j, rows_j, result.zw), (i, rows_i, result.xw))):
             neighbours = nearest_neighbours(xa, xb, config.k)
@@ -445,7 +459,8 @@ def _token_sentences(corpus: TokenizedCorpus, words: np.ndarray) -> Iterator[lis
         yield words[corpus.ids[corpus.offsets[i] + 1:corpus.offsets[i + 1] - 1]].tolist()
 
 
-def prepared_knn_table(data: Prepared, config: KnnSpaceConfig) -> tuple[Tensor, dict]:
+def prepared_knn_table(data: Prepared, config: KnnSpaceConfig,
+                       log: Callable[[str], None] = lambda line: None) -> tuple[Tensor, dict]:
     """Every language's tokens of its training sentences → the neighbour table and a report.
 
     In the lab both languages read the same English sentences, each through its own block of
@@ -460,7 +475,8 @@ def prepared_knn_table(data: Prepared, config: KnnSpaceConfig) -> tuple[Tensor, 
     start = time.perf_counter()
     table, report = build_knn_table(corpora, vocabularies,
                                     [lang.offset for lang in data.languages.languages], config,
-                                    data.languages.vocab_size, NUM_SPECIAL)
+                                    data.languages.vocab_size, NUM_SPECIAL,
+                                    data.languages.codes, log)
     report["seconds"] = time.perf_counter() - start
     offsets = [lang.offset for lang in data.languages.languages]
     if data.languages.is_lab:  # the gold dictionary is the shift

@@ -70,6 +70,18 @@ def test_vecmap_is_deterministic_for_a_seed(space):
     assert a.iterations == b.iterations and a.objective == b.objective
 
 
+def test_vecmap_reports_each_stage_of_its_stochastic_schedule(space):
+    z, _ = rotated_copy(space, noise=0.05, seed=3)
+    stages = []
+    result = vecmap_unsupervised(space, z, stochastic_interval=5,
+                                 on_stage=lambda *stage: stages.append(stage))
+    assert [keep for _, keep, _ in stages] == [0.1, 0.2, 0.4, 0.8, 1.0]
+    iterations = [it for it, _, _ in stages]
+    assert iterations == sorted(iterations) and iterations[-1] == result.iterations
+    objectives = [obj for _, _, obj in stages]
+    assert objectives == sorted(objectives)  # the best so far never falls
+
+
 def test_the_mapped_spaces_are_the_inputs_times_the_maps(space):
     z, _ = rotated_copy(space, noise=0.05, seed=3)
     result = vecmap_unsupervised(space, z, stochastic_interval=5)

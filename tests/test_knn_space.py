@@ -18,8 +18,9 @@ from minimult_ml.steps import knn_space
 SMALL_SPACE = KnnSpaceConfig(k=2, dim=16, epoch=5, bucket=20_000)
 
 
-def test_knn_space_run_table_and_reuse(tracking: str, prepare_run: str) -> None:
+def test_knn_space_run_table_and_reuse(tracking: str, prepare_run: str, capsys) -> None:
     run_id = knn_space.get_or_run(prepare_run, SMALL_SPACE)
+    assert "VecMap en-fake-en: " in capsys.readouterr().out  # each stage of the long part
     assert knn_space.get_or_run(prepare_run, SMALL_SPACE) == run_id  # built once, reused
     run = MlflowClient().get_run(run_id)
     assert run.data.tags["step"] == "knn-space" and run.data.params["dim"] == "16"

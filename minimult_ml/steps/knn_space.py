@@ -61,7 +61,7 @@ def get_or_run(data_run_id: str, config: KnnSpaceConfig, reuse: str = "same-code
         return runs.reused(STEP, found)
     data = load_data(data_run_id)
     click.echo("knn-space: training fastText per language and mapping with VecMap …")
-    table, report = prepared_knn_table(data, config)
+    table, report = prepared_knn_table(data, config, log=click.echo)
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(table, Path(tmp) / TABLE_FILE)
         (Path(tmp) / "report.json").write_text(json.dumps(report, indent=2))
