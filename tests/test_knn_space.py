@@ -58,3 +58,17 @@ def test_knn_replace_pretraining_references_its_space(tracking: str, prepare_run
     assert run.info.status == "FINISHED" and run.info.run_name == "30-knn-replace-s42"
     assert run.data.tags["knn_run_id"] == space1 == run.data.params["knn_run_id"]
     assert (run.data.params["p_mask"], run.data.params["p_knn"]) == ("0.5", "0.3")
+
+
+def test_quality_lines_warn_where_identical_spellings_do_not_map_to_themselves() -> None:
+    report = {"knn_weak_p1/en-de": 0.0016, "knn_weak_pairs/en-de": 639.0,
+              "knn_weak_p1/de-en": 0.62, "knn_weak_pairs/de-en": 639.0}
+    lines = knn_space.quality_lines(report)
+    assert lines[0] == ("knn-space: de-en precision@1 0.620 on the 639 tokens spelled "
+                        "identically in both languages")
+    assert lines[1].startswith("knn-space: en-de precision@1 0.002 on the 639 tokens")
+    assert lines[2].startswith("knn-space: warning: the en-de mapping has likely failed")
+    assert len(lines) == 3  # no warning for de-en
+    lab = knn_space.quality_lines({"knn_precision_p1": 0.91, "knn_precision_p1_top1000": 0.99})
+    assert lab == ["knn-space: precision@1 of the induced dictionary 0.910 (1,000 most "
+                   "frequent tokens: 0.990)"]

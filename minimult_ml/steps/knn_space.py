@@ -74,11 +74,36 @@ def get_or_run(data_run_id: str, config: KnnSpaceConfig, reuse: str = "same-code
                                | {f"vecmap_iterations/{pair}": r["iterations"]
                                   for pair, r in report["pairs"].items()})
             mlflow.log_artifacts(tmp)
-    click.echo(f"knn-space: finished run {run.info.run_id} in {report['seconds']:.0f} s"
-               + "".join(f"; {k} {report[k]:.3f}" for k in report if k.startswith("knn_")))
+    click.echo(f"knn-space: finished run {run.info.run_id} in {report['seconds']:.0f} s")
+    for line in quality_lines(report):
+        click.echo(line)
     for pair, rows in report.get("samples", {}).items():  # a look at the induced dictionary
         click.echo(f"{pair}: " + "; ".join(f"{t} → {' '.join(n)}" for t, n in rows))
     return run.info.run_id
+
+
+FAILED_MAPPING = 0.1  # weak-gold precision@1 below which a pair's mapping has likely failed
+
+
+def quality_lines(report: dict) -> list[str]:
+    """What the induced dictionary gets right: the lab's gold (the shift), or per pair of real
+    languages the identically spelled tokens, with a warning where almost none map to
+    themselves (unsupervised VecMap fails on spaces that are too small or too different)."""
+    if "knn_precision_p1" in report:
+        return [f"knn-space: precision@1 of the induced dictionary {report['knn_precision_p1']:.3f}"
+                f" (1,000 most frequent tokens: {report['knn_precision_p1_top1000']:.3f})"]
+    lines = []
+    for key in sorted(k for k in report if k.startswith("knn_weak_p1/")):
+        pair = key.removeprefix("knn_weak_p1/")
+        p1, n = report[key], int(report[f"knn_weak_pairs/{pair}"])
+        lines.append(f"knn-space: {pair} precision@1 {p1:.3f} on the {n:,} tokens spelled "
+                     "identically in both languages")
+        if n and p1 < FAILED_MAPPING:
+            lines.append(f"knn-space: warning: the {pair} mapping has likely failed (fewer than "
+                         f"{FAILED_MAPPING:.0%} of identical spellings map to themselves); "
+                         "knn-replace on this space swaps masked tokens for unrelated ones. "
+                         "Unsupervised VecMap needs more text per language")
+    return lines
 
 
 def knn_run(knn_run_id: str, data_run_id: str, k: int, reuse: str = "same-code") -> str:
