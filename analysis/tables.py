@@ -291,8 +291,8 @@ def table3(transfer_runs: list[Run], experiment: str) -> Table:
     if any(c.ours for c in majority.values()):
         rows.append(Row("majority", "always the most frequent training label", majority,
                         max(c.ours.n for c in majority.values() if c.ours)))
-    notes = ["Cells: ours mean ± sample std over seeds (the paper's BERT-base models on XNLI in "
-             "brackets); n = seeds.",
+    notes = ["Cells: ours mean ± sample std over seeds; n = seeds. The paper's BERT-base models "
+             "on XNLI in brackets, or on the `paper` line beneath.",
              "Columns by task: XNLI = English MultiNLI → XNLI test (3 classes); Bible genre = a "
              "verse's division of the canon (8 classes: " + ", ".join(tasks.TASKS[
                  "bible-genre"].labels) + "), fine-tuned on the English Bible's train chapters, "
@@ -333,5 +333,5 @@ def table4(run: Run | None, accuracies: dict[str, float]) -> Table:
               else f"no finished kendall-tau run on {mlflow.get_tracking_uri()}")
     return Table("table4", f"Table 4: word order (Kendall's tau distance) and {task.title} "
                  "accuracy", columns, rows,
-                 [f"Ours: {source}. Paper's in brackets (mBERT: Kendall's tau on XNLI dev, XNLI "
-                  "accuracy)."])
+                 [f"Ours: {source}. The paper's (mBERT: Kendall's tau on XNLI dev, XNLI accuracy) "
+                  "in brackets, or on the `paper` line beneath."])

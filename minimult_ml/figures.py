@@ -30,9 +30,10 @@ def save(fig: Figure, path: str | Path) -> None:
         fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
 
 
-def scatter_plot(tau: dict[str, float], accuracy: dict[str, float], path: str | Path) -> Figure:
-    """Tau against accuracy, one point per language labelled with its code, and the least-squares
-    line over all plotted languages."""
+def scatter_plot(tau: dict[str, float], accuracy: dict[str, float], path: str | Path,
+                 task: str = "XNLI") -> Figure:
+    """Tau against the zero-shot accuracy of a transfer task (the paper's: XNLI), one point per
+    language labelled with its code, and the least-squares line over all plotted languages."""
     langs = sorted(tau.keys() & accuracy.keys())
     x = np.array([tau[lang] for lang in langs])
     y = np.array([accuracy[lang] for lang in langs])
@@ -49,7 +50,7 @@ def scatter_plot(tau: dict[str, float], accuracy: dict[str, float], path: str | 
         ax.plot(xs, slope * xs + intercept, color="tab:red", label=label)
         fig.legend(loc="outside lower center")  # off the points
     ax.set_xlabel("Kendall's tau distance")
-    ax.set_ylabel("XNLI zero-shot accuracy")
+    ax.set_ylabel(f"{task} zero-shot accuracy (%)")
     save(fig, path)
     return fig
 

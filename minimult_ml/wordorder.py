@@ -4,7 +4,8 @@ For each sentence pair (English ↔ another language): word vectors are the mean
 vectors; words are aligned with SimAlign's Match method (maximum-weight bipartite matching on the
 cosine similarity matrix); the aligned target positions, read in source order, form a permutation;
 Birch & Osborne's Kendall's tau distance scores it, 1 for the same order and 0 for fully inverted.
-The per-language mean is then correlated (Pearson) with XNLI zero-shot accuracy (Table 4).
+The per-language mean is then correlated (Pearson) with a transfer task's zero-shot accuracy
+(Table 4; the paper's task is XNLI).
 """
 
 from __future__ import annotations

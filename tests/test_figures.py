@@ -88,8 +88,9 @@ def test_confusion_matrix_and_word_order_plots_are_labelled(tmp_path: Path) -> N
     assert_labelled_and_clear(fig, tmp_path / "c.png")
     tau = {"en": 0.95, "de": 0.80, "hi": 0.55, "ar": 0.70}
     accuracy = {"en": 81.4, "de": 70.5, "hi": 59.7, "ar": 64.9}
-    fig = figures.scatter_plot(tau, accuracy, tmp_path / "s.png")
+    fig = figures.scatter_plot(tau, accuracy, tmp_path / "s.png", "Bible genre")
     assert fig.legends  # the fitted line's r, below the plot
+    assert fig.axes[0].get_ylabel() == "Bible genre zero-shot accuracy (%)"  # the task plotted
     assert_labelled_and_clear(fig, tmp_path / "s.png")
     fig = figures.histogram_plot([0.1, 0.5, 0.52, 0.9], tmp_path / "h.png", "en → de")
     assert_labelled_and_clear(fig, tmp_path / "h.png")

@@ -132,7 +132,8 @@ def write_artifacts(out: Path, texts: dict[str, list[str]],
         accuracy = {lang: row["accuracy"] for lang, row in table.items()
                     if row["accuracy"] is not None}
         figures.scatter_plot({lang: row["tau"] for lang, row in table.items()}, accuracy,
-                             out / "figures" / "tau_vs_accuracy.png")
+                             out / "figures" / "tau_vs_accuracy.png",
+                             tasks.task(str(meta["accuracy_task"])).title)
     report = meta | {"languages": table,
                      "pearson": {name: c._asdict() for name, c in corr.items()}}
     (out / "table4.json").write_text(json.dumps(report, indent=2))
@@ -170,7 +171,8 @@ def kendall_tau(model: str, data: str, languages: list[str], sentences: int, lay
 
     # Everything is written before the run exists, so bad input leaves no half-written run.
     with tempfile.TemporaryDirectory() as tmp:
-        meta = {"model": model, "data": data, "layer": layer, "accuracy_source": accuracy_source}
+        meta = {"model": model, "data": data, "layer": layer, "accuracy_source": accuracy_source,
+                "accuracy_task": task}
         write_artifacts(Path(tmp), texts, scores, table, corr, meta)
         params = {"model": model, "data": data, "languages": ",".join(langs),
                   "sentences": sentences, "layer": layer, "accuracies": accuracies,
