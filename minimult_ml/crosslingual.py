@@ -222,9 +222,10 @@ def _induce_dictionary(a: Tensor, b: Tensor, k: int, keep_prob: float,
 
     Every reduction runs along rows: PyTorch reduces a row-major matrix along its columns
     about 10× slower, so the backward direction reads the rows of b·aᵀ. When both sides fit in
-    one chunk, a·bᵀ is computed once and b·aᵀ is its transposed copy (2.1× faster than column
-    reductions at 5,000 words, measured); otherwise each direction's chunks of rows are
-    computed twice, for the neighbourhoods and for the argmax, and never held whole."""
+    one chunk, a·bᵀ is computed once and b·aᵀ is its transposed copy (1.5–2.3× faster than
+    column reductions at 5,000 words: bench/vecmap_induction.py); otherwise each direction's
+    chunks of rows are computed twice, for the neighbourhoods and for the argmax, and never
+    held whole."""
     if max(len(a), len(b)) <= chunk_size:
         ab = a @ b.T
         whole_ab, whole_ba = [(slice(0, len(a)), ab)], [(slice(0, len(b)), ab.T.contiguous())]
