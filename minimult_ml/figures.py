@@ -18,8 +18,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib import ticker
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.transforms import Bbox
 
 from minimult_ml.files import atomic_write
 
@@ -40,8 +43,6 @@ def scatter_plot(tau: dict[str, float], accuracy: dict[str, float], path: str | 
     fig = Figure(figsize=(5, 4.4), layout="constrained")
     ax = fig.subplots()
     ax.scatter(x, y)
-    for lang, xi, yi in zip(langs, x, y, strict=True):
-        ax.annotate(lang, (xi, yi), textcoords="offset points", xytext=(4, 4))
     ax.margins(0.1)  # room for the labels of the outermost points
     if len(langs) >= 2 and np.ptp(x) > 0:
         slope, intercept = np.polyfit(x, y, 1)
@@ -51,8 +52,42 @@ def scatter_plot(tau: dict[str, float], accuracy: dict[str, float], path: str | 
         fig.legend(loc="outside lower center")  # off the points
     ax.set_xlabel("Kendall's tau distance")
     ax.set_ylabel(f"{task} zero-shot accuracy (%)")
+    _label_points(fig, ax, langs, x, y)
     save(fig, path)
     return fig
+
+
+def _label_points(fig: Figure, ax: Axes, labels: Sequence[str], x: np.ndarray,
+                  y: np.ndarray) -> None:
+    """Each point's label beside it (one label, comma-joined, for points that coincide), moved
+    up a line at a time while it would cover a label already placed: languages tie on accuracy
+    when a model is weak (a constant class), and their codes would print on top of each other."""
+    points: dict[tuple[float, float], list[str]] = {}
+    for label, xi, yi in zip(labels, x, y, strict=True):
+        points.setdefault((float(xi), float(yi)), []).append(label)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    # Keep this layout: the boxes below are where the labels will be drawn, not where a layout
+    # made room for the labels would move them.
+    fig.set_layout_engine("none")
+    placed: list[Bbox] = []
+    # Bottom to top, so that a label moved up goes where there is room.
+    for (xi, yi), names in sorted(points.items(), key=lambda point: point[0][::-1]):
+        rise = 4.0
+        while True:
+            text = ax.annotate(", ".join(names), (xi, yi), textcoords="offset points",
+                               xytext=(4, rise))
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            text.remove()
+            rise += box.height * 72 / fig.dpi  # one label's height, in points
+        if rise > 4.0:  # moved: a thin line says which point it names
+            text.remove()
+            text = ax.annotate(", ".join(names), (xi, yi), textcoords="offset points",
+                               xytext=(4, rise), arrowprops={"arrowstyle": "-", "lw": 0.5,
+                                                             "color": "grey"})
+        placed.append(box)
 
 
 def histogram_plot(scores: Sequence[float], path: str | Path, title: str) -> Figure:

@@ -12,6 +12,7 @@ import pytest
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 from PIL import Image
 
@@ -92,6 +93,17 @@ def test_confusion_matrix_and_word_order_plots_are_labelled(tmp_path: Path) -> N
     assert fig.legends  # the fitted line's r, below the plot
     assert fig.axes[0].get_ylabel() == "Bible genre zero-shot accuracy (%)"  # the task plotted
     assert_labelled_and_clear(fig, tmp_path / "s.png")
+    # A model that learnt nothing: languages tie on one accuracy at nearly the same tau. Every
+    # point keeps its label (one for the two that coincide), and no label covers another.
+    tau = {"en": 0.30, "de": 0.31, "fr": 0.305, "es": 0.31, "ru": 0.33, "hi": 0.50}
+    accuracy = {"en": 40.0, "de": 8.5, "fr": 8.5, "es": 8.5, "ru": 8.5, "hi": 17.8}
+    fig = figures.scatter_plot(tau, accuracy, tmp_path / "tied.png", "Bible genre")
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    labels = fig.axes[0].texts
+    assert sorted(label.get_text() for label in labels) == ["de, es", "en", "fr", "hi", "ru"]
+    extents = [Text.get_window_extent(label, renderer) for label in labels]  # leader lines apart
+    assert not any(a.overlaps(b) for i, a in enumerate(extents) for b in extents[i + 1:])
     fig = figures.histogram_plot([0.1, 0.5, 0.52, 0.9], tmp_path / "h.png", "en → de")
     assert_labelled_and_clear(fig, tmp_path / "h.png")
 
