@@ -73,20 +73,17 @@ def _label_points(fig: Figure, ax: Axes, labels: Sequence[str], x: np.ndarray,
     placed: list[Bbox] = []
     # Bottom to top, so that a label moved up goes where there is room.
     for (xi, yi), names in sorted(points.items(), key=lambda point: point[0][::-1]):
-        rise = 4.0
+        label, rise = ", ".join(names), 4.0
         while True:
-            text = ax.annotate(", ".join(names), (xi, yi), textcoords="offset points",
-                               xytext=(4, rise))
-            box = text.get_window_extent(renderer)
+            probe = ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(4, rise))
+            box = probe.get_window_extent(renderer)
+            probe.remove()
             if not any(box.overlaps(other) for other in placed):
                 break
-            text.remove()
             rise += box.height * 72 / fig.dpi  # one label's height, in points
-        if rise > 4.0:  # moved: a thin line says which point it names
-            text.remove()
-            text = ax.annotate(", ".join(names), (xi, yi), textcoords="offset points",
-                               xytext=(4, rise), arrowprops={"arrowstyle": "-", "lw": 0.5,
-                                                             "color": "grey"})
+        leader = {"arrowstyle": "-", "lw": 0.5, "color": "grey"}  # a moved label names its point
+        ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(4, rise),
+                    arrowprops=leader if rise > 4.0 else None)
         placed.append(box)
 
 
