@@ -117,6 +117,22 @@ def tracking(mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return os.environ["MLFLOW_EXPERIMENT_NAME"]
 
 
+def runs(experiment: str, query: str) -> list:
+    """The runs of `experiment` (by name) that match the search `query`, newest first."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    exp = mlflow.get_experiment_by_name(experiment)
+    return MlflowClient().search_runs([exp.experiment_id], query)
+
+
+@pytest.fixture
+def steps_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep's steps run `python -m …` from PATH, as under `mlflow run --env-manager local`:
+    this interpreter's, first."""
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
 @pytest.fixture(scope="session")
 def small_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`prepare` of the small slice into a folder (no tracking)."""

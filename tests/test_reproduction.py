@@ -1,15 +1,12 @@
-"""The reproduction sweep (`main`) end to end on a real tracking server: every step a real
+"""The lab's reproduction sweep (`main`) end to end on a real tracking server: every step a real
 `mlflow run` process on a tiny profile; finished runs reused, a failing exp retried once and
-reported while the others go on, an unevaluated run evaluated rather than retrained."""
+reported while the others go on, an unevaluated run evaluated rather than retrained. (The real
+track's sweep is in test_real_sweep.py: a file of its own, so the two run in parallel.)"""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
 import re
-import sys
-from pathlib import Path
 
 import mlflow
 import pytest
@@ -17,11 +14,13 @@ from mlflow.tracking import MlflowClient
 
 from entrypoints import main as main_entry
 from entrypoints.common import run_command
-from minimult_ml import bibles, reproduction, tasks
+from minimult_ml import reproduction
 from minimult_ml import tracking as tracking_lib
 from minimult_ml.prepare import PrepareConfig
 from minimult_ml.results import PretrainRun
 from minimult_ml.steps import pretrain as pretrain_step
+
+from .conftest import runs
 
 # One epoch of 200 sentences in both languages at batch 32: 13 steps, evaluated at 8 and 13.
 TINY = reproduction.Profile(PrepareConfig(train_sentences=200, dev_sentences=40, vocab_size=300),
@@ -29,16 +28,10 @@ TINY = reproduction.Profile(PrepareConfig(train_sentences=200, dev_sentences=40,
 BAD = "lang-pos+colour"
 
 
-def runs(experiment: str, query: str) -> list:
-    exp = mlflow.get_experiment_by_name(experiment)
-    return MlflowClient().search_runs([exp.experiment_id], query)
-
-
+@pytest.mark.usefixtures("steps_on_path")
 def test_sweep_reuses_retries_reports_and_evaluates(tracking: str, monkeypatch: pytest.MonkeyPatch,
                                                      capfd: pytest.CaptureFixture) -> None:
     monkeypatch.setitem(reproduction.PROFILES, "quick", TINY)
-    # The steps run `python -m …` from PATH, as under `mlflow run --env-manager local`.
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     args = ["--seeds", "0", "--profile", "quick"]
 
     # 1. A good exp and one that fails in its own step (an unknown modification).
@@ -112,66 +105,3 @@ def test_sweep_reuses_retries_reports_and_evaluates(tracking: str, monkeypatch: 
     assert len(runs(tracking, "tags.step = 'prepare'")) == 1
     assert PretrainRun(MlflowClient().get_run(unevaluated)).problem is None
     assert tracking_lib.checkpoint_steps(unevaluated) == [8, 13]
-
-
-# The real track on a few hundred verses of en, de, hi: two epochs of BERT-small.
-TINY_REAL = reproduction.Profile(
-    PrepareConfig.real(train_sentences=150, dev_sentences=40, vocab_size=300), epoch_scale=1,
-    eval_every=28, batch_size=16, size="small", lr=2e-3, transfer_epochs=1,
-    transfer_examples=200, tau_sentences=10)
-
-
-def test_languages_replace_the_real_profiles_and_keep_its_sizes() -> None:
-    quick = reproduction.REAL_PROFILES["quick"]
-    chosen = reproduction.with_languages(quick, ["en", "fr", "ru", "zh"])
-    assert chosen.prepare.codes == ["en", "fr", "ru", "zh"]
-    # Each language's default edition, recorded (the profile's were for en, de, hi).
-    assert chosen.prepare.editions == ",".join(
-        f"{c}:{e}" for c, e in bibles.editions_for(["en", "fr", "ru", "zh"]).items())
-    same = ("train_sentences", "dev_sentences", "vocab_size", "seed", "source")
-    assert [getattr(chosen.prepare, f) for f in same] == [getattr(quick.prepare, f) for f in same]
-    assert dataclasses.replace(chosen, prepare=quick.prepare) == quick
-
-
-def test_real_sweep_pretrains_transfers_correlates_and_reuses(
-        tracking: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture) -> None:
-    monkeypatch.setitem(reproduction.REAL_PROFILES, "quick", TINY_REAL)
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    # The profile's sizes, the languages given (in another order than the profile's).
-    args = ["--track", "real", "--exps", "0-base", "--seeds", "0", "--profile", "quick",
-            "--languages", "en,hi,de"]
-    run_command(main_entry.command, args)
-    out, _ = capfd.readouterr()
-    [prepare] = runs(tracking, "tags.step = 'prepare'")
-    [pretrain] = runs(tracking, "tags.step = 'pretrain'")
-    [transfer] = runs(tracking, "tags.step = 'transfer'")
-    [tau] = runs(tracking, "tags.step = 'kendall-tau'")
-    [analysis] = runs(tracking, "tags.step = 'analysis'")
-    assert prepare.data.params["languages"] == "en,hi,de"
-    assert prepare.data.params["train_sentences"] == str(TINY_REAL.prepare.train_sentences)
-    assert pretrain.data.params["data_run_id"] == prepare.info.run_id
-    assert (pretrain.data.tags["exp"], pretrain.data.params["size"]) == ("original", "small")
-    assert tracking_lib.retrieval_p1(8) in pretrain.data.metrics  # evaluated on the dev verses
-    # Transfer of that model to every language; kendall-tau correlates with its accuracies.
-    assert transfer.data.tags["pretrain_run_id"] == pretrain.info.run_id
-    assert transfer.data.params["task"] == "bible-genre"
-    genre = tasks.task("bible-genre")
-    accuracy = {code: transfer.data.metrics[genre.accuracy(code)] for code in ("de", "hi")}
-    assert tau.data.params["model"] == f"run:{pretrain.info.run_id}"
-    assert tau.data.params["accuracies"] == f"transfer:{transfer.info.run_id}"
-    table4 = json.loads(mlflow.artifacts.load_text(f"runs:/{tau.info.run_id}/table4.json"))
-    for code, value in accuracy.items():  # Table 4 holds them in percent, as the paper's
-        assert table4["languages"][code]["accuracy"] == pytest.approx(100 * value)
-    # Tables 3 and 4 at the end, from these runs.
-    table3 = mlflow.artifacts.load_text(f"runs:/{analysis.info.run_id}/table3.csv")
-    assert f"{accuracy['de']:.2f}".lstrip("0") in table3
-    assert "Table 3" in out and "Table 4" in out
-
-    # Again: everything is reused, nothing trained twice.
-    run_command(main_entry.command, args)
-    out, _ = capfd.readouterr()
-    for step in ("prepare", "pretrain exp=0-base seed=0", "transfer exp=0-base seed=0",
-                 "kendall-tau exp=0-base seed=0"):
-        assert re.search(rf"reused  {step} \w+", out), step
-    for step in ("pretrain", "transfer", "kendall-tau"):
-        assert len(runs(tracking, f"tags.step = '{step}'")) == 1
