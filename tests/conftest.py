@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import signal
 import socket
@@ -115,6 +117,11 @@ def tracking(mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
     mlflow.set_tracking_uri(mlflow_server)
     return os.environ["MLFLOW_EXPERIMENT_NAME"]
+
+
+def csv_rows(text: str) -> dict[str, dict[str, str]]:
+    """A table's CSV (an analysis artifact), its rows by their id column."""
+    return {row["id"]: row for row in csv.DictReader(io.StringIO(text))}
 
 
 def runs(experiment: str, query: str) -> list:

@@ -4,8 +4,6 @@ means and standard deviations equal a plain recomputation from the raw metrics."
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import socket
 import subprocess
@@ -28,7 +26,7 @@ from minimult_ml import tracking as tracking_lib
 from minimult_ml.steps.pretrain import run_params
 from minimult_ml.wordorder import correlation
 
-from .conftest import ROOT
+from .conftest import ROOT, csv_rows
 
 METRICS = tracking_lib.TABLE1_METRICS  # as evaluate logs them
 
@@ -76,10 +74,6 @@ def mean_std(xs: list[float]) -> tuple[float, float | None]:
     if len(xs) == 1:
         return m, None
     return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
-
-
-def csv_rows(text: str) -> dict[str, dict[str, str]]:
-    return {row["id"]: row for row in csv.DictReader(io.StringIO(text))}
 
 
 def analysis_run(experiment: str) -> str:
