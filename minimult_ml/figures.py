@@ -146,16 +146,19 @@ def position_similarity(positions: torch.Tensor, path: str | Path, title: str) -
 
 
 def confusion_matrix(counts: np.ndarray, labels: Sequence[str], path: str | Path,
-                     title: str) -> Figure:
-    """A [gold, predicted] count matrix, each cell annotated with its count."""
-    fig = Figure(figsize=(4.8, 4.4), layout="constrained")
+                     title: str, unit: str) -> Figure:
+    """A [gold, predicted] count matrix of `unit` (what was classified: verses, sentence pairs),
+    each cell annotated with its count; the predicted labels vertical, so that long class names
+    (the canon's divisions) do not run into each other."""
+    side = max(4.8, 1.6 + 0.6 * len(labels))
+    fig = Figure(figsize=(side, side - 0.4), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(counts, cmap="Blues")
-    fig.colorbar(image, ax=ax, label="pairs")
+    fig.colorbar(image, ax=ax, label=unit)
     for (i, j), n in np.ndenumerate(counts):
         ax.text(j, i, str(n), ha="center", va="center",
                 color="white" if n > counts.max() / 2 else "black")
-    ax.set_xticks(range(len(labels)), labels, rotation=30)
+    ax.set_xticks(range(len(labels)), labels, rotation=90)
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")

@@ -22,6 +22,7 @@ class Task:
     metric: str  # the prefix of its zero-shot accuracies, "<name>/" (tracking's)
     title: str  # what a table's column says
     every_language: bool  # training data in every language (so an in-language bound)
+    examples: str  # what one example is, in plural (a confusion matrix counts them)
 
     def accuracy(self, lang: str, kind: str = "") -> str:
         """The metric name of a language's accuracy: zero-shot (""), "majority" or
@@ -30,8 +31,10 @@ class Task:
 
 
 TASKS = {t.name: t for t in (
-    Task("bible-genre", genre.DIVISIONS, tracking.GENRE_ACC, "Bible genre", every_language=True),
-    Task("xnli", nli.LABELS, tracking.XNLI_ACC, "XNLI", every_language=False),
+    Task("bible-genre", genre.DIVISIONS, tracking.GENRE_ACC, "Bible genre", every_language=True,
+         examples="verses"),
+    Task("xnli", nli.LABELS, tracking.XNLI_ACC, "XNLI", every_language=False,
+         examples="sentence pairs"),
 )}
 
 

@@ -176,7 +176,7 @@ def write_report(out: Path, task: tasks.Task, report: dict[str, dict]) -> None:
         figures.confusion_matrix(np.array(r["confusion"]), task.labels,
                                  out / "figures" / f"confusion_{code}.png",
                                  f"{task.title} {code} (zero-shot from {SOURCE}): accuracy "
-                                 f"{r['accuracy']:.3f}")
+                                 f"{r['accuracy']:.3f}", task.examples)
         click.echo(f"{task.name} {code:8s} zero-shot {r['accuracy']:.3f}"
                    + (f"  majority {r['majority']:.3f}" if "majority" in r else "")
                    + (f"  in-language {r['in_language']:.3f}" if "in_language" in r else "")
