@@ -298,7 +298,8 @@ def train(config: TrainConfig, train_ids: TokenizedCorpus, tokenizers: Tokenizer
     bar = Progress(total, state.step, progress_every(total, config.log_every),
                    progress and process.main)
     loss = window_loss = torch.zeros((), device=device)
-    window_tokens, window_start = 0, time.perf_counter()
+    # A window can be short: the first one after resuming from a stop between log steps.
+    window_steps, window_tokens, window_start = 0, 0, time.perf_counter()
     try:
         while state.step < total:
             epoch, skip = divmod(state.step, per_epoch)
@@ -307,12 +308,13 @@ def train(config: TrainConfig, train_ids: TokenizedCorpus, tokenizers: Tokenizer
                 loss = step_fn(batch)
                 state.step += 1
                 window_loss = window_loss + loss
+                window_steps += 1
                 window_tokens += int(train_ids.lengths[batch[:, 0]].sum())
                 metrics = None
                 if state.step % config.log_every == 0 or state.step == total:
                     # The loop's host sync, once per log interval: the loss.
-                    n = (state.step - 1) % config.log_every + 1
-                    metrics = {"loss/train": across_processes(window_loss, process).item() / n,
+                    metrics = {"loss/train": across_processes(window_loss, process).item()
+                               / window_steps,
                                "lr": state.scheduler.get_last_lr()[0],
                                "tokens_per_s": window_tokens / (time.perf_counter()
                                                                 - window_start),
@@ -320,7 +322,7 @@ def train(config: TrainConfig, train_ids: TokenizedCorpus, tokenizers: Tokenizer
                     if process.main:
                         log(metrics, state.step)
                     window_loss = torch.zeros((), device=device)
-                    window_tokens, window_start = 0, time.perf_counter()
+                    window_steps, window_tokens, window_start = 0, 0, time.perf_counter()
                 bar.update(state.step, metrics)
                 if state.step == total or (config.checkpoint_every
                                            and state.step % config.checkpoint_every == 0):

@@ -60,6 +60,27 @@ def test_knn_replace_pretraining_references_its_space(tracking: str, prepare_run
     assert (run.data.params["p_mask"], run.data.params["p_knn"]) == ("0.5", "0.3")
 
 
+def test_other_exps_ignore_a_knn_space(tracking: str, prepare_run: str,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # A sweep passes one knn_run_id to all its exps; row 0 trains as if none was given.
+    space = knn_space.get_or_run(prepare_run, KnnSpaceConfig(k=1, dim=16, epoch=5,
+                                                             bucket=20_000))
+    args = ["--exp", "0", "--max-steps", "25", "--batch-size", "8",
+            "--data-run-id", prepare_run]
+    capsys.readouterr()
+    run_command(pretrain_entry.command, [*args, "--knn-run-id", space])
+    assert f"knn_run_id {space} is ignored" in capsys.readouterr().out
+    run_command(pretrain_entry.command, args)
+    experiment = mlflow.get_experiment_by_name(tracking)
+    client = MlflowClient()
+    without, given = client.search_runs([experiment.experiment_id], "tags.step = 'pretrain'")
+    assert "knn_run_id" not in given.data.params and "knn_run_id" not in given.data.tags
+    # The same masks, so the same losses (the neighbour table drew from the mask generator).
+    losses = [[m.value for m in sorted(client.get_metric_history(r.info.run_id, "loss/train"),
+                                       key=lambda m: m.step)] for r in (given, without)]
+    assert len(losses[0]) == 3 and losses[0] == losses[1]  # steps 10, 20, 25
+
+
 def test_quality_lines_warn_where_identical_spellings_do_not_map_to_themselves() -> None:
     report = {"knn_weak_p1/en-de": 0.0016, "knn_weak_pairs/en-de": 639.0,
               "knn_weak_p1/de-en": 0.62, "knn_weak_pairs/de-en": 639.0}

@@ -125,6 +125,34 @@ def test_loss_decreases_and_same_seed_same_numbers(small_prepared: Path, tmp_pat
     assert run(tmp_path / "b", stop_at=50) == losses[:2]
 
 
+def test_first_loss_after_a_resume_between_log_steps_is_the_mean_of_its_steps(
+        small_prepared: Path, tmp_path: Path) -> None:
+    data = load(small_prepared)
+    every_step = experiments.resolve("0", max_steps=20, batch_size=16, log_every=1)
+    per_step: dict[int, float] = {}
+    train(every_step, data.train, data.tokenizers, tmp_path / "a", device=CPU, progress=False,
+          log=lambda metrics, step: per_step.__setitem__(step, metrics["loss/train"]))
+    # The same run logging every 10 steps, stopped (as by SIGTERM) at its step-15 checkpoint.
+    config = experiments.resolve("0", max_steps=20, batch_size=16, log_every=10,
+                                 checkpoint_every=5)
+    stopped: list[int] = []
+
+    def stop_once(step: int, folder: Path) -> None:
+        if step == 15 and not stopped:
+            stopped.append(step)
+            raise KeyboardInterrupt
+
+    out = tmp_path / "b"
+    result = train(config, data.train, data.tokenizers, out, device=CPU, progress=False,
+                   on_checkpoint=stop_once)
+    assert result.interrupted and result.step == 15
+    logged: dict[int, float] = {}
+    train(config, data.train, data.tokenizers, out, device=CPU, progress=False, resume=True,
+          log=lambda metrics, step: logged.__setitem__(step, metrics["loss/train"]))
+    assert list(logged) == [20]  # steps 16–20: five losses, not ten
+    assert logged[20] == pytest.approx(sum(per_step[s] for s in range(16, 21)) / 5, rel=1e-5)
+
+
 def _pretrain(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     with pytest.raises(SystemExit) as exit_info:
         run_command(pretrain_entry.command, args)

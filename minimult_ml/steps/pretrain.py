@@ -157,6 +157,10 @@ def start_or_resume(exp: str, overrides: dict[str, object], data_run_id: str | N
     experiments.inverted_languages(config, languages_of(data_run_id))
     if needs_space(config):  # knn-replace: the neighbour table of this data, built once
         knn_run_id = knn_run(knn_run_id, data_run_id, config.knn_k, reuse)
+    elif knn_run_id:  # a sweep passes one space to all its exps: only knn-replace uses it
+        click.echo(f"pretrain: exp {config.exp} does not use knn-replace; "
+                   f"knn_run_id {knn_run_id} is ignored")
+        knn_run_id = ""
     params = run_params(config, data_run_id, knn_run_id)
     experiment = runs.experiment_of(track)
     if resume:
