@@ -64,8 +64,9 @@ def transfer_run_accuracies(run_id: str) -> tuple[dict[str, float], str]:
 
 
 def xnli_run_accuracies() -> tuple[dict[str, float], str]:
-    """The `xnli_acc/<lang>` metrics of the newest finished XNLI run of the real track (a
-    transfer run of task xnli, or an xnli run from before the transfer step)."""
+    """The `xnli_acc/<lang>` metrics (fractions) of the newest finished XNLI run of the real
+    track (a transfer run of task xnli, or an xnli run from before the transfer step), in
+    percent as the paper prints them."""
     experiment = runs.experiment_of("real")
     found = sorted(tracking.find_runs("transfer", {"task": "xnli"}, experiment)
                    + tracking.find_runs("xnli", {}, experiment),
@@ -79,7 +80,7 @@ def xnli_run_accuracies() -> tuple[dict[str, float], str]:
     if not acc:
         raise InputError(f"xnli run {run.info.run_id} has no {tracking.XNLI_ACC}<lang> metrics; "
                          f"pass accuracies=paper or accuracies=csv:PATH")
-    return acc, f"xnli run {run.info.run_id}"
+    return {lang: 100 * a for lang, a in acc.items()}, f"xnli run {run.info.run_id}"
 
 
 def read_accuracy_csv(path: Path) -> dict[str, float]:
