@@ -16,5 +16,7 @@ def search(experiments: list[str], step: str, finished: bool = True) -> list[Run
 
 
 def pretrain_runs(experiments: list[str]) -> list[PretrainRun]:
-    """Every pretrain run, finished or not (an unfinished one is reported as such)."""
-    return [PretrainRun(run) for run in search(experiments, "pretrain", finished=False)]
+    """Every pretrain run of the lab, finished or not (an unfinished one is reported as such).
+    Real-track runs (exp `original` too) belong to Table 3, through their transfer runs."""
+    found = map(PretrainRun, search(experiments, "pretrain", finished=False))
+    return [run for run in found if run.track == "lab"]

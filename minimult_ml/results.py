@@ -49,9 +49,13 @@ class PretrainRun:
         return int(self.run.data.tags.get("seed", self.run.data.params.get("seed", -1)))
 
     @property
+    def track(self) -> str:
+        return self.run.data.tags.get("track", "lab")
+
+    @property
     def required(self) -> tuple[str, ...]:
         """The metrics a complete evaluation of this run has: Table 1's, or the real track's."""
-        return REAL_METRICS if self.run.data.tags.get("track") == "real" else TABLE_METRICS
+        return REAL_METRICS if self.track == "real" else TABLE_METRICS
 
     @property
     def settings(self) -> tuple[tuple[str, str], ...]:

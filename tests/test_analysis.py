@@ -23,6 +23,7 @@ from entrypoints import main as main_entry
 from entrypoints.common import run_command
 from minimult_ml import experiments, paper, ui
 from minimult_ml import tracking as tracking_lib
+from minimult_ml.results import REAL_METRICS
 from minimult_ml.steps.pretrain import run_params
 from minimult_ml.wordorder import correlation
 
@@ -52,7 +53,7 @@ class Logger:
             **overrides: object) -> str:
         config = experiments.resolve(exp, seed=seed, **overrides)
         tags = {"step": "pretrain", "exp": config.exp, "paper_id": config.paper_id,
-                "seed": str(seed), "data_run_id": "d" * 32}
+                "seed": str(seed), "data_run_id": "d" * 32, "track": config.track}
         run_id = self.client.create_run(self.experiment_id, run_name=config.run_name,
                                         tags=tags).info.run_id
         params = run_params(config, "d" * 32, "")
@@ -109,6 +110,8 @@ def test_tables_1_and_2_equal_a_recomputation_from_the_raw_metrics(
     log.run("4", 0, [20], [])  # trained, never evaluated
     log.run("5", 0, [10, 30], [(10, values(0, 0.4, 10))])  # the final checkpoint not evaluated
     log.run("6", 0, [10], [(10, values(0, 0.4, 10))], status="RUNNING")
+    # A real-track run in the same experiment (exp original too): Table 3's, not row 0's.
+    log.run("0-base", 0, [20], [(20, {k: 0.4 for k in REAL_METRICS})])
 
     # Printing the tables only reads: no analysis run, and only the tables asked for.
     capsys.readouterr()
