@@ -3,6 +3,7 @@ MLproject parameters (which cannot be left out, so "" means the default)."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -65,8 +66,20 @@ class OrDefault(click.ParamType):
         return self.inner.convert(value, param, ctx)
 
 
+class FiniteFloat(click.types.FloatParamType):
+    """A float that is a number: inf and nan (which float() accepts) are refused."""
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+FINITE_FLOAT = FiniteFloat()
 INT_OR_DEFAULT = OrDefault(click.INT)
-FLOAT_OR_DEFAULT = OrDefault(click.FLOAT)
+FLOAT_OR_DEFAULT = OrDefault(FINITE_FLOAT)
 
 
 class CommaList(click.ParamType):
@@ -126,9 +139,9 @@ def transfer_options(command: Callable) -> Callable:
         click.option("--train-examples", type=int, default=0, show_default=True,
                      help="Fine-tune on N examples only (0 = all): xnli the first N, "
                           "bible-genre N drawn at random."),
-        click.option("--epochs", type=float, default=3.0, show_default=True),
+        click.option("--epochs", type=FINITE_FLOAT, default=3.0, show_default=True),
         click.option("--batch-size", type=int, default=32, show_default=True),
-        click.option("--lr", type=float, default=2e-5, show_default=True),
+        click.option("--lr", type=FINITE_FLOAT, default=2e-5, show_default=True),
         click.option("--seed", type=int, default=42, show_default=True),
         reuse_option]):
         command = option(command)

@@ -157,6 +157,7 @@ def test_bad_inputs(tmp_path: Path, tracking: str, capsys: pytest.CaptureFixture
     assert "alphabet" in _bad(["--train-sentences", "300", "--vocab-size", "20"], capsys)
     assert "dev_sentences" in _bad(["--dev-sentences", "0"], capsys)
     assert "vocab-size" in _bad(["--vocab-size", "many"], capsys)
+    assert "'inf' is not a finite number" in _bad(["--bytes-per-language", "inf"], capsys)
     # Nothing half-written: no run exists in the experiment.
     experiment = mlflow.get_experiment_by_name(tracking)
     assert experiment is None or not MlflowClient().search_runs([experiment.experiment_id])

@@ -166,6 +166,7 @@ def test_bad_inputs(tracking: str, prepare_run: str, capsys: pytest.CaptureFixtu
     assert "valid: a paper ID" in _pretrain(["--exp", "bogus"], capsys)
     assert "epochs must be positive" in _pretrain(["--epochs", "0"], capsys)
     assert "batch_size must be positive" in _pretrain(["--batch-size", "-4"], capsys)
+    assert "'nan' is not a finite number" in _pretrain(["--lr", "nan"], capsys)
     assert "does not exist" in _pretrain(["--data-run-id", "0123456789abcdef"], capsys)
     run_command(pretrain_entry.command, ["--exp", "18", "--data-run-id", prepare_run])
     capsys.readouterr()
