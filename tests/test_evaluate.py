@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from entrypoints import evaluate as evaluate_entry
 from entrypoints import pretrain as pretrain_entry
 from entrypoints.common import run_command
-from minimult_ml import evaluation, experiments, inputs, training
+from minimult_ml import evaluation, experiments, figures, inputs, training
 from minimult_ml import tracking as tracking_lib
 from minimult_ml.evaluation import Evaluator, evaluate
 from minimult_ml.model import build_model, hidden_states
@@ -234,6 +234,28 @@ def test_bad_inputs(tracking: str, prepare_run: str, capsys: pytest.CaptureFixtu
     assert "layers 0 (embeddings) to 12" in _bad(["--run-id", run.info.run_id, "--layers",
                                                    "0,13"], capsys)
     assert "do not exist" in _bad(["--run-id", run.info.run_id, "--checkpoints", "7"], capsys)
+
+
+def test_other_layers_are_reported_and_titled_as_asked(tracking: str, prepare_run: str,
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    titles = []
+    drawn = figures.embedding_pca
+    monkeypatch.setattr(figures, "embedding_pca",
+                        lambda *args: titles.append(args[-1]) or drawn(*args))
+    run_command(pretrain_entry.command, ["--exp", "18", "--data-run-id", prepare_run])
+    (run,) = MlflowClient().search_runs([mlflow.get_experiment_by_name(tracking).experiment_id])
+    capsys.readouterr()
+    run_command(evaluate_entry.command, ["--run-id", run.info.run_id, "--layers", "8,4",
+                                         "--dev-sentences", "20"])
+    line = capsys.readouterr().out.splitlines()[-1]
+    logged = MlflowClient().get_run(run.info.run_id).data.metrics
+    # No μ without layers 0 and 8; each layer's scores in the order asked.
+    assert line.startswith("step 0: μ – | L8 align ")
+    assert (f"L4 align {logged[tracking_lib.align_f1(4)]:.2f} retr "
+            f"{logged[tracking_lib.retrieval_p1(4)]:.2f}") in line
+    assert line.index("L8 align") < line.index("L4 align") and "L0" not in line
+    assert titles == ["Layer 8: 18-untrained-s42, step 0"]  # the vectors of the first layer
 
 
 def test_pretrain_eval_every_evaluates_as_it_trains(tracking: str, prepare_run: str) -> None:

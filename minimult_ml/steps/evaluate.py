@@ -103,7 +103,8 @@ class CheckpointEvaluator:
                 title = f"{config.run_name}, step {step}"
                 if word_vectors is not None:  # the lab: its vocabulary in both languages
                     figures.embedding_pca(word_vectors, self.data.languages.codes,
-                                          out / "token_embeddings_pca.png", f"Layer 0: {title}")
+                                          out / "token_embeddings_pca.png",
+                                          f"Layer {self.layers[0]}: {title}")
                     client.log_artifact(self.run_id, str(out / "token_embeddings_pca.png"),
                                         "figures")
                 positions = position_embeddings(model)
@@ -129,28 +130,24 @@ def evaluate_run(run_id: str, checkpoints: str = "last", layers: list[int] | Non
     for step in select(steps, checkpoints):
         folder = tracking.download(run_id, f"checkpoints/step-{step}")
         results[step] = evaluator(step, folder, figures_too=step == steps[-1])
-        click.echo(summary(step, results[step]))
+        click.echo(summary(step, results[step], evaluator.layers, evaluator.real))
     tracking.label_launcher(run_id, tracking.get_run(run_id, "pretrain").info.run_name,
                             "pretrain", "evaluated")
     return results
 
 
-def summary(step: int, s: dict[str, float]) -> str:
-    """One line of an evaluation's scores (`evaluation.evaluate`'s names)."""
+def summary(step: int, s: dict[str, float], layers: list[int], real: bool) -> str:
+    """One line of an evaluation's scores (`evaluation.evaluate`'s names) at `layers`."""
     def get(key: str) -> str:
         return f"{s[key]:.2f}" if key in s else "–"
 
-    if "mult_score" not in s and "translation_p1/L0" not in s:  # the real track
-        layers = sorted({k.split("/")[1] for k in s if k.startswith("retrieval_p1/L")},
-                        key=lambda layer: int(layer[1:]))
-        per_language = " | ".join(
-            f"{layer} retr {get(f'retrieval_p1/{layer}')} ("
-            + ", ".join(f"{k.rsplit('/', 1)[1]} {s[k]:.2f}" for k in s
-                        if k.startswith(f"retrieval_p1/{layer}/")) + ")" for layer in layers)
-        return (f"step {step}: {per_language} | ppl train {s['ppl/train']:.1f} "
-                f"dev {s['ppl/dev']:.1f}")
-
-    return (f"step {step}: μ {get('mult_score')} | L0 align {get('align_f1/L0')} "
-            f"retr {get('retrieval_p1/L0')} trans {get('translation_p1/L0')} | L8 align "
-            f"{get('align_f1/L8')} retr {get('retrieval_p1/L8')} trans "
-            f"{get('translation_p1/L8')} | ppl train {s['ppl/train']:.1f} dev {s['ppl/dev']:.1f}")
+    if real:  # retrieval between English and each language
+        parts = [f"L{n} retr {get(f'retrieval_p1/L{n}')} ("
+                 + ", ".join(f"{k.rsplit('/', 1)[1]} {s[k]:.2f}" for k in s
+                             if k.startswith(f"retrieval_p1/L{n}/")) + ")" for n in layers]
+    else:
+        parts = [f"μ {get('mult_score')}", *(
+            f"L{n} align {get(f'align_f1/L{n}')} retr {get(f'retrieval_p1/L{n}')} trans "
+            f"{get(f'translation_p1/L{n}')}" for n in layers)]
+    return " | ".join([f"step {step}: {parts[0]}", *parts[1:],
+                       f"ppl train {s['ppl/train']:.1f} dev {s['ppl/dev']:.1f}"])

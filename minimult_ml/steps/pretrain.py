@@ -259,7 +259,8 @@ def train_in_run(run: TrainingRun, process: distributed.Process, eval_every: int
 
     def evaluate_checkpoint(step: int, folder: Path) -> None:
         evaluator = CheckpointEvaluator(run.run_id, list(LAYERS), DEV_SENTENCES, data)
-        click.echo(summary(step, evaluator(step, folder, figures_too=True)))
+        scores = evaluator(step, folder, figures_too=True)
+        click.echo(summary(step, scores, evaluator.layers, evaluator.real))
         evaluated.add(step)
 
     with tempfile.TemporaryDirectory() as tmp:
