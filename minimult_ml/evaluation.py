@@ -123,17 +123,14 @@ class Evaluator:
             raise ValueError(f"retrieval needs parallel dev sentences, got "
                              f"{[len(p) for p in parts]} rows for {codes}")
         vectors = [self.sentence_vectors(part, k, layers) for k, part in enumerate(parts)]
-        renamed = {"src2tgt": f"{codes[pivot]}2x", "tgt2src": f"x2{codes[pivot]}"}
         scores: dict[str, float] = {}
         for i, layer in enumerate(layers):
             per_language: dict[str, list[float]] = {}
             for k, code in enumerate(codes):
                 if k == pivot:
                     continue
-                for key, value in metrics.retrieval_scores(vectors[pivot][i],
-                                                           vectors[k][i]).items():
-                    at, _, direction = key.partition("_")
-                    name = f"retrieval_{at}" + (f"_{renamed[direction]}" if direction else "")
+                found = metrics.retrieval_scores(vectors[pivot][i], vectors[k][i])
+                for name, value in _named("retrieval", found, codes[pivot], "x").items():
                     scores[f"{name}/L{layer}/{code}"] = value
                     per_language.setdefault(f"{name}/L{layer}", []).append(value)
             scores |= {name: sum(v) / len(v) for name, v in per_language.items()}
@@ -179,13 +176,19 @@ class Evaluator:
 
 
 def _retrieval(task: str, src: torch.Tensor, tgt: torch.Tensor, layer: int) -> dict[str, float]:
-    renamed = {"src2tgt": "en2fake", "tgt2src": "fake2en"}
-    scores = {}
-    for key, value in metrics.retrieval_scores(src, tgt).items():
-        k, _, direction = key.partition("_")
-        suffix = f"_{renamed[direction]}" if direction else ""
-        scores[f"{task}_{k}{suffix}/L{layer}"] = value
-    return scores
+    found = metrics.retrieval_scores(src, tgt)
+    return {f"{name}/L{layer}": value for name, value in _named(task, found, "en", "fake").items()}
+
+
+def _named(task: str, scores: dict[str, float], src: str, tgt: str) -> dict[str, float]:
+    """`retrieval_scores`' keys under the task and the languages: p1 → {task}_p1 (both
+    directions averaged), p1_src2tgt → {task}_p1_en2fake, p1_tgt2src → {task}_p1_fake2en."""
+    renamed = {"src2tgt": f"{src}2{tgt}", "tgt2src": f"{tgt}2{src}"}
+    named = {}
+    for key, value in scores.items():
+        at, _, direction = key.partition("_")
+        named[f"{task}_{at}" + (f"_{renamed[direction]}" if direction else "")] = value
+    return named
 
 
 def parallel_head(dev: TokenizedCorpus, n_languages: int, n: int) -> TokenizedCorpus:

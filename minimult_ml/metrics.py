@@ -56,12 +56,6 @@ def alignment_from_counts(counts: Tensor) -> dict[str, float]:
     return scores
 
 
-def alignment_scores(src: Tensor, tgt: Tensor, lengths: Tensor,
-                     inverted: bool = False) -> dict[str, float]:
-    """Corpus-level alignment precision / recall / F1 (forward, backward, intersection)."""
-    return alignment_from_counts(alignment_counts(src, tgt, lengths, inverted))
-
-
 def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
     """Mean of the vectors where `mask` is True: [B, L, d], [B, L] -> float32 [B, d].
 
