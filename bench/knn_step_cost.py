@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 
 from minimult_ml import experiments, training
-from minimult_ml.prepare import load
+from minimult_ml.prepare import Prepared, load
 
 
-def seconds_per_step(exp: str, data, steps: int, table: torch.Tensor) -> float:
+def seconds_per_step(exp: str, data: Prepared, steps: int, table: torch.Tensor) -> float:
     config = experiments.resolve(exp, max_steps=steps, log_every=steps)
     stamps: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:

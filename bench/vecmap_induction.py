@@ -11,6 +11,7 @@ on one thread, with and without VecMap's dropout, and must induce the same dicti
 
 import argparse
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -33,7 +34,7 @@ def by_columns(a: torch.Tensor, b: torch.Tensor, k: int, keep_prob: float,
             torch.cat([forward, torch.arange(len(b))]))
 
 
-def cpu_seconds(fn, keep_prob: float, repeats: int) -> float:
+def cpu_seconds(fn: Callable[[float], object], keep_prob: float, repeats: int) -> float:
     start = time.process_time()
     for _ in range(repeats):
         fn(keep_prob)

@@ -82,7 +82,7 @@ model.save_model(sys.argv[2])
 
 
 def train_fasttext(sentences: Iterable[Sequence[str]], dim: int = 300, epoch: int = 20,
-                   seed: int = 0, threads: int = 1, **kw) -> _FastText:
+                   seed: int = 0, threads: int = 1, **kw: float | int | str) -> _FastText:
     """A skipgram model of the token sequences; `kw` takes any other fastText argument by its
     fastText name (minn, maxn, bucket, lr, ...). Subword n-grams stay on: without them (maxn=0)
     two languages' spaces come out nearly identical and the knn-replace experiment degenerates.
@@ -383,7 +383,8 @@ def build_knn_table(corpora: list[Iterable[Sequence[str]]], vocabularies: list[l
     for i, j in itertools.combinations(range(n_lang), 2):
         (rows_i, x), (rows_j, z) = spaces[i], spaces[j]
 
-        def on_stage(it: int, keep_prob: float, objective: float, pair=f"{names[i]}-{names[j]}"):
+        def on_stage(it: int, keep_prob: float, objective: float,
+                     pair: str = f"{names[i]}-{names[j]}") -> None:
             log(f"VecMap {pair}: {it} iterations, stage keep_prob={keep_prob:g} done "
                 f"(objective {objective:.4f}, {time.perf_counter() - start:.0f} s)")
 

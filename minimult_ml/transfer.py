@@ -27,6 +27,8 @@ from transformers import (
     PreTrainedModel,
     Trainer,
     TrainerCallback,
+    TrainerControl,
+    TrainerState,
     TrainingArguments,
 )
 
@@ -110,7 +112,8 @@ class _LogTo(TrainerCallback):
     def __init__(self, log: Log, prefix: str) -> None:
         self.log, self.prefix = log, prefix
 
-    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kwargs: object) -> None:
         values = {f"{self.prefix}/{k}": v for k, v in (logs or {}).items()
                   if isinstance(v, int | float) and math.isfinite(v)}
         if values:
