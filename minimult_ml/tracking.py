@@ -40,8 +40,6 @@ PACKAGES = ("torch", "transformers", "tokenizers", "mlflow", "fasttext-numpy2", 
 TABLE1 = "1_table1"
 MULT_SCORE = f"{TABLE1}/0_mu"
 PPL_TRAIN, PPL_DEV = f"{TABLE1}/ppl_train", f"{TABLE1}/ppl_dev"
-XNLI_ACC = "xnli_acc/"  # + language code
-GENRE_ACC = "genre_acc/"  # + language code; also genre_acc_majority/, genre_acc_in_language/
 KENDALL_TAU = "kendall_tau/"  # + language code
 LOSS = "loss/train"  # logged by the training loop
 

@@ -1,7 +1,7 @@
 """The rule of the rooms (DESIGN §2), read from the source's import statements: the library and
 the analysis never import the entry points, no entry point imports another, the measures never
-import the training loop (not even through another module), and the library neither parses
-command lines nor exits the process."""
+import the training loop (not even through another module), the science never reaches MLflow,
+and the library neither parses command lines nor exits the process."""
 
 from __future__ import annotations
 
@@ -89,3 +89,16 @@ def test_the_library_parses_no_command_line_and_never_exits() -> None:
                 call = f"{node.value.id}.{node.attr}"
                 assert call not in ("sys.exit", "click.command", "click.option",
                                     "click.argument", "click.group"), (path, call)
+
+
+def test_the_science_never_reaches_mlflow() -> None:
+    # The steps and the modules that read and write the tracking server are the only ones.
+    tracking_side = ("minimult_ml.steps", "minimult_ml.tracking", "minimult_ml.store",
+                     "minimult_ml.results", "minimult_ml.reproduction", "minimult_ml.ui")
+    g = graph()
+    science = [m for m in g if m.startswith("minimult_ml.") and not m.startswith(tracking_side)]
+    assert {"minimult_ml.training", "minimult_ml.tasks", "minimult_ml.crosslingual"} <= set(science)
+    for module in science:
+        path = ROOT / (module.replace(".", "/") + ".py")
+        uses = {m for m in (module, *reachable(g, module)) if m.startswith(tracking_side)}
+        assert not uses and "mlflow" not in {m.split(".")[0] for m in imports(path)}, module

@@ -76,9 +76,10 @@ def xnli_run_accuracies() -> tuple[dict[str, float], str]:
                          f"{mlflow.get_tracking_uri()}: run the xnli entry point first, or pass "
                          f"accuracies=paper or accuracies=csv:PATH")
     run = found[0]
-    acc = tracking.by_language(run.data.metrics, tracking.XNLI_ACC)
+    metric = tasks.task("xnli").metric
+    acc = tracking.by_language(run.data.metrics, metric)
     if not acc:
-        raise InputError(f"xnli run {run.info.run_id} has no {tracking.XNLI_ACC}<lang> metrics; "
+        raise InputError(f"xnli run {run.info.run_id} has no {metric}<lang> metrics; "
                          f"pass accuracies=paper or accuracies=csv:PATH")
     return {lang: 100 * a for lang, a in acc.items()}, f"xnli run {run.info.run_id}"
 
