@@ -42,7 +42,7 @@ from nltk.tokenize.punkt import (
 
 from minimult_ml import bibles
 from minimult_ml.cache import cache_dir
-from minimult_ml.errors import InputError
+from minimult_ml.errors import InputError, reading
 from minimult_ml.files import atomic_write
 from minimult_ml.hub import hub_errors
 
@@ -81,11 +81,8 @@ def _bible_verses(split: str) -> list[str]:
 def _read_text(path: Path, what: str) -> str:
     if not path.is_file():
         raise InputError(f"{what}: no such file {path}; give the path of an existing file")
-    try:
+    with reading(path, what):
         return path.read_text(encoding="utf-8").replace(NUL, "")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{what}: {path} is not UTF-8 text (byte {e.start}); "
-                          "convert it to UTF-8 first") from None
 
 
 def _pbc_verses(path: Path, split: str) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from minimult_ml.errors import InputError
+from minimult_ml.errors import InputError, reading
 from minimult_ml.hub import hub_errors
 from minimult_ml.parallel import read_tsv
 from minimult_ml.transfer import Examples
@@ -79,19 +79,16 @@ def _jsonl_rows(path: Path) -> list[tuple[str, str, str]]:
     if not path.is_file():
         raise InputError(f"no MultiNLI file at {path}: pass multinli_1.0_train.jsonl")
     rows = []
-    try:
-        with path.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    r = json.loads(line)
-                    rows.append((r["sentence1"], r["sentence2"], r["gold_label"]))
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    raise InputError(f"{path} line {n} is not a MultiNLI record (JSON with "
-                                     "sentence1, sentence2, gold_label)") from None
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path} is not UTF-8 text ({e.reason}): save it as UTF-8") from None
+    with reading(path), path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+                rows.append((r["sentence1"], r["sentence2"], r["gold_label"]))
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise InputError(f"{path} line {n} is not a MultiNLI record (JSON with "
+                                 "sentence1, sentence2, gold_label)") from None
     return rows
 
 

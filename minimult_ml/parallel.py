@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from minimult_ml import bibles
-from minimult_ml.errors import InputError
+from minimult_ml.errors import InputError, reading
 from minimult_ml.hub import hub_errors
 
 XNLI_LANGUAGES = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur",
@@ -80,17 +80,14 @@ def read_tsv(path: Path, columns: tuple[str, ...], expected: str) -> list[dict[s
     """The rows of an XNLI-style TSV file with a header row that has `columns`."""
     if not path.is_file():
         raise InputError(f"no file at {path}: pass the path of {expected}")
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            # The sentences contain quotes; XNLI's TSVs do not use them as field delimiters.
-            reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-            missing = [c for c in columns if c not in (reader.fieldnames or [])]
-            if missing:
-                raise InputError(f"{path} lacks the column(s) {', '.join(missing)} in its header "
-                                 f"row: expected {expected}")
-            rows = list(reader)
-    except UnicodeDecodeError as err:
-        raise InputError(f"{path} is not UTF-8 text ({err.reason}): pass {expected}") from err
+    with reading(path), path.open(encoding="utf-8-sig", newline="") as f:
+        # The sentences contain quotes; XNLI's TSVs do not use them as field delimiters.
+        reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError(f"{path} lacks the column(s) {', '.join(missing)} in its header "
+                             f"row: expected {expected}")
+        rows = list(reader)
     if not rows:
         raise InputError(f"{path} has no rows: pass {expected}")
     return rows
@@ -130,10 +127,8 @@ def load_dir(folder: str | Path, languages: list[str], sentences: int) -> dict[s
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
+    with reading(path):
         return [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
-    except UnicodeDecodeError as err:
-        raise InputError(f"{path} is not UTF-8 text ({err.reason}): save it as UTF-8") from err
 
 
 def _check_languages(languages: list[str], present: Iterable[str], source: str) -> None:

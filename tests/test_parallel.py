@@ -93,6 +93,11 @@ def test_dir_bad_inputs(tmp_path):
     one_line_error(f"dir:{folder}", ["de"], match="empty")
 
     (folder / "de.txt").unlink()
+    (folder / "de.txt").mkdir()  # a folder where a file should be: unreadable as text
+    message = one_line_error(f"dir:{folder}", ["de"], match="cannot be read")
+    assert str(folder / "de.txt") in message
+
+    (folder / "de.txt").rmdir()
     (folder / "en.txt").unlink()
     one_line_error(f"dir:{folder}", ["de"], match="en, de")
 

@@ -23,9 +23,10 @@ from entrypoints import prepare as prepare_entry
 from entrypoints import pretrain as pretrain_entry
 from entrypoints import xnli as xnli_entry
 from entrypoints.common import run_command
-from minimult_ml import experiments
+from minimult_ml import experiments, nli
 from minimult_ml import tracking as tracking_lib
 from minimult_ml.crosslingual import KnnSpaceConfig
+from minimult_ml.errors import InputError
 from minimult_ml.inputs import build_inputs, input_config
 from minimult_ml.languages import CLS, NUM_SPECIAL, SEP
 from minimult_ml.prepare import PrepareConfig, load, prepare
@@ -249,6 +250,31 @@ def test_ddp_two_processes_equal_one(tracking: str, prepare_run: str) -> None:
                .state_dict() for r in (one, two)]
     for name, value in weights[0].items():
         torch.testing.assert_close(weights[1][name], value, rtol=1e-4, atol=1e-5)
+
+
+def test_multinli_jsonl_and_its_bad_files(tmp_path: Path) -> None:
+    records = [("A man sleeps.", "A person rests.", "entailment"),
+               ("Two said so.", "Nobody agreed.", "-"),  # no gold label: left out
+               ("A dog runs.", "A cat sits.", "contradiction")]
+    good = tmp_path / "multinli.jsonl"
+    good.write_text("\n".join(json.dumps({"sentence1": a, "sentence2": b, "gold_label": c})
+                              for a, b, c in records) + "\n\n", encoding="utf-8")
+    examples = nli.load_train(f"multinli:{good}")
+    assert examples.texts == ["A man sleeps.", "A dog runs."]
+    assert examples.pairs == ["A person rests.", "A cat sits."]
+    assert examples.labels.tolist() == [0, 2]
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(good.read_text(encoding="utf-8") + "{not json\n", encoding="utf-8")
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes(json.dumps({"sentence1": "Café", "sentence2": "x", "gold_label":
+                                   "neutral"}, ensure_ascii=False).encode("latin-1"))
+    folder = tmp_path / "folder.jsonl"
+    folder.mkdir()
+    for path, message in ((broken, "line 5 is not a MultiNLI record"), (latin1, "not UTF-8"),
+                          (folder, "no MultiNLI file"), (tmp_path / "none.jsonl", "no MultiNLI")):
+        with pytest.raises(InputError, match=message) as err:
+            nli.load_train(f"multinli:{path}")
+        assert "\n" not in str(err.value) and str(path) in str(err.value)
 
 
 def test_bad_inputs(tracking: str, real_run: str, prepare_run: str, tmp_path: Path,

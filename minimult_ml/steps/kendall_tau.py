@@ -18,7 +18,7 @@ import click
 import mlflow
 
 from minimult_ml import figures, paper, tasks, tracking, wordorder
-from minimult_ml.errors import InputError
+from minimult_ml.errors import InputError, reading
 from minimult_ml.parallel import load_parallel
 from minimult_ml.representations import load_encoder
 from minimult_ml.steps import runs
@@ -88,11 +88,8 @@ def read_accuracy_csv(path: Path) -> dict[str, float]:
     if not path.is_file():
         raise InputError(f"no accuracy file at {path}: pass csv:PATH, a CSV with header "
                          f"lang,accuracy")
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            rows = list(csv.reader(f))
-    except UnicodeDecodeError as err:
-        raise InputError(f"{path} is not UTF-8 text ({err.reason}): save it as UTF-8") from err
+    with reading(path), path.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f))
     header = [cell.strip() for cell in rows[0]] if rows else []
     if "lang" not in header or "accuracy" not in header:
         raise InputError(f"{path} needs the header lang,accuracy; its first line is "
