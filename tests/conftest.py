@@ -23,8 +23,11 @@ from minimult_ml.prepare import PrepareConfig, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 # The models here are tiny: a second thread gains little, and on a busy 2-core machine threads
-# that wait for each other make a run many times slower.
+# that wait for each other make a run many times slower. The entry points that tests start as
+# processes get one thread too: a sum split over two threads rounds differently, and a test that
+# compares a killed-and-resumed run with one in this process must not see that.
 torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"
 # A slice of the embedded Bible, big enough for every step and small enough for CI.
 SMALL = PrepareConfig(train_sentences=400, dev_sentences=120, vocab_size=400)
 

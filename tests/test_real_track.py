@@ -232,7 +232,7 @@ def test_ddp_two_processes_equal_one(tracking: str, prepare_run: str) -> None:
     effective batch: each process masks the whole batch alike and takes half its rows."""
     args = ["--exp", "lang-pos", "--max-steps", "20", "--batch-size", "16", "--dropout", "0",
             "--data-run-id", prepare_run]
-    env = os.environ | {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
     for command in (["-m", "entrypoints.pretrain"],
                     ["-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
                      str(_free_port()), "-m", "entrypoints.pretrain"]):
