@@ -145,9 +145,15 @@ def welch(values: list[float], reference: list[float]) -> str:
     return f"t = {result.statistic:.2f}, p = {result.pvalue:.3g}{star}"
 
 
+def row_key_of(paper_id: str, exp: str) -> str:
+    """A row's ID: the paper's, or the exp itself for a combination the paper did not run
+    (paper ID "x")."""
+    return exp if paper_id == "x" else paper_id
+
+
 def row_key(group: ExpGroup) -> str:
-    """A row's ID: the paper's, or the exp itself for a combination the paper did not run."""
-    return group.exp if group.paper_id == "x" else group.paper_id
+    """A group's row ID (see `row_key_of`)."""
+    return row_key_of(group.paper_id, group.exp)
 
 
 def shortened(group: ExpGroup) -> str:
@@ -239,12 +245,16 @@ def table3(transfer_runs: list[Run], experiment: str) -> Table:
     training data in every language (bible-genre) also the majority-class baseline and each
     model's in-language bound."""
     published = paper.rows("table3")
-    chosen: dict[tuple[str, str], dict[str, Run]] = {}  # (paper id, task) → seed → run
+    chosen: dict[tuple[str, str], dict[str, Run]] = {}  # (row id, task) → seed → run
     for run in transfer_runs:
         task = task_of(run)
-        if tracking.by_language(run.data.metrics, task.metric):
+        # A model's final weights only: a transfer of an earlier checkpoint is a point on a
+        # curve, not the model's accuracy (an xnli run from before the transfer step has no
+        # checkpoint param and always used the final model).
+        final = run.data.params.get("checkpoint", "model") == "model"
+        if final and tracking.by_language(run.data.metrics, task.metric):
             tags = run.data.tags
-            key = tags.get("paper_id") or tags.get("exp", "?")
+            key = row_key_of(tags.get("paper_id", "x"), tags.get("exp", "?"))
             chosen.setdefault((key, task.name), {}).setdefault(tags.get("seed", "?"), run)
     by_task = {name: [r for (_, t), seeds in chosen.items() if t == name for r in seeds.values()]
                for name in tasks.TASKS}

@@ -212,6 +212,18 @@ def test_table3_and_table4_from_transfer_and_kendall_tau_runs(tracking: str) -> 
             client.log_metric(run_id, f"genre_acc_majority/{lang}", majority)
         client.set_terminated(run_id)
         time.sleep(0.01)  # the last run of seed 2 is the newest: the one Table 3 takes
+    # Combinations the paper did not run (paper ID "x") are rows of their own, and a transfer
+    # of an earlier checkpoint (the newest run of 0-base seed 1 here) is no model's accuracy.
+    for exp, paper_id, checkpoint, accuracy in [("rel-pos", "x", "model", 0.61),
+                                                ("lang-pos", "x", "model", 0.52),
+                                                ("original", "0-base", "200", 0.99)]:
+        tags = {"step": "transfer", "task": "xnli", "paper_id": paper_id, "seed": "1",
+                "exp": exp}
+        run_id = client.create_run(real, tags=tags).info.run_id
+        client.log_param(run_id, "checkpoint", checkpoint)
+        client.log_metric(run_id, "xnli_acc/en", accuracy)
+        client.set_terminated(run_id)
+        time.sleep(0.01)
     lab = mlflow.set_experiment(tracking).experiment_id
     tau = {"en": 1.0, "de": 0.7, "fr": 0.8, "hi": 0.55, "zh": 0.6}
     accuracy = {"en": 80.0, "de": 70.0, "fr": 72.0, "hi": 61.0, "zh": 68.0}
@@ -227,7 +239,10 @@ def test_table3_and_table4_from_transfer_and_kendall_tau_runs(tracking: str) -> 
     out = analysis_run(tracking)
     table3 = csv_rows(mlflow.artifacts.load_text(f"runs:/{out}/table3.csv"))
     assert list(table3) == ["0-base", "3-base", "3-base in-language", "8-base", "30-base",
-                            "mBERT", "majority"]
+                            "lang-pos", "rel-pos", "mBERT", "majority"]
+    assert float(table3["rel-pos"]["xnli:en_mean"]) == 0.61
+    assert float(table3["lang-pos"]["xnli:en_mean"]) == 0.52
+    assert table3["rel-pos"]["n"] == table3["lang-pos"]["n"] == "1"
     for lang in ("en", "de", "hi"):
         mean, std = mean_std([acc["0-base", s][lang] for s in (1, 2)])
         assert float(table3["0-base"][f"xnli:{lang}_mean"]) == pytest.approx(mean, rel=1e-12)
@@ -264,6 +279,22 @@ def test_table3_and_table4_from_transfer_and_kendall_tau_runs(tracking: str) -> 
     without = correlation(tau, accuracy, ("en",))
     assert float(table4["Pearson r (without en)"]["kendall_tau_mean"]) == pytest.approx(
         without.r)
+
+
+def test_an_experiment_name_in_the_environment_holds_the_real_track_too(
+        tracking: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As the steps log there: MLFLOW_EXPERIMENT_NAME replaces minimult-lab and minimult-real.
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", tracking)
+    client = MlflowClient()
+    experiment_id = mlflow.set_experiment(tracking).experiment_id
+    tags = {"step": "transfer", "task": "xnli", "paper_id": "0-base", "seed": "1", "exp": "x"}
+    run_id = client.create_run(experiment_id, tags=tags).info.run_id
+    client.log_metric(run_id, "xnli_acc/de", 0.55)
+    client.set_terminated(run_id)
+    run_command(analysis_entry.command, ["--tables", "3", "--log", "true"])
+    table3 = csv_rows(mlflow.artifacts.load_text(f"runs:/{analysis_run(tracking)}/table3.csv"))
+    assert table3["0-base"]["n"] == "1"
+    assert float(table3["0-base"]["xnli:de_mean"]) == 0.55
 
 
 def test_empty_store_shows_missing_tables_with_reasons(tracking: str) -> None:
