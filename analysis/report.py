@@ -30,7 +30,6 @@ from analysis.tables import (
 from minimult_ml import figures, tracking
 from minimult_ml.errors import InputError
 
-TABLES = (1, 2, 3, 4)
 # Figures 6–7, one panel per Table 1 column: μ and the perplexities, then layers 0 and 8.
 CURVES = {tracking.MULT_SCORE: ("μ", "multilinguality score μ"),
           tracking.PPL_TRAIN: ("perplexity, train", "perplexity (log scale)"),

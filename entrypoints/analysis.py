@@ -6,7 +6,6 @@ from __future__ import annotations
 import click
 
 from entrypoints.common import CommaList, flag, run_command
-from minimult_ml.tracking import REAL_EXPERIMENT
 
 
 @click.command("analysis")
@@ -16,15 +15,18 @@ from minimult_ml.tracking import REAL_EXPERIMENT
 @click.option("--experiment", default="",
               show_default="MLFLOW_EXPERIMENT_NAME, else minimult-lab",
               help="Experiment of the lab runs.")
-@click.option("--real-experiment", default=REAL_EXPERIMENT, show_default=True,
-              help="Experiment of the real-track xnli runs (Table 3).")
+@click.option("--real-experiment", default="",
+              show_default="MLFLOW_EXPERIMENT_NAME, else minimult-real",
+              help="Experiment of the real-track transfer runs (Tables 3–4).")
 @flag("--log", "Also keep the tables and figures as the artifacts of a new analysis run.")
 def command(tables: list[int], experiment: str, real_experiment: str, log: bool) -> None:
     """Tables 1–4 and Figures 6–7 from the tracking server, beside the paper's numbers."""
     from analysis import report
     from minimult_ml import tracking, ui
 
+    # As the steps choose them: an MLFLOW_EXPERIMENT_NAME holds both tracks' runs.
     experiment = experiment or tracking.experiment_name()
+    real_experiment = real_experiment or tracking.experiment_name(tracking.REAL_EXPERIMENT)
     text, run_id = report.analyse(sorted(tables), experiment, real_experiment, log)
     click.echo(text)
     if run_id:
