@@ -34,6 +34,7 @@ from minimult_ml.results import PretrainRun
 from minimult_ml.steps import evaluate as evaluate_step
 from minimult_ml.steps import pretrain as pretrain_step
 from minimult_ml.steps import runs
+from minimult_ml.transfer import FinetuneConfig
 
 SEEDS = (0, 42, 43, 100, 101)  # paper Table 9
 
@@ -221,9 +222,15 @@ def transfer_sweep_step(pretrain: Outcome, profile: Profile, experiment: str, la
     step = pretrain.step.replace("pretrain", "transfer", 1)
     if not pretrain.run_id:
         return Outcome(step, "skipped", detail="its pretraining did not finish")
-    params = {"run_id": pretrain.run_id, "task": TRANSFER_TASK,
-              "epochs": float(profile.transfer_epochs),
-              "train_examples": profile.transfer_examples, "lr": float(profile.transfer_lr)}
+    codes = ",".join(profile.prepare.codes)
+    finetune = FinetuneConfig(float(profile.transfer_epochs), lr=float(profile.transfer_lr))
+    # Every param of a transfer run that could differ: a transfer of the same model made by
+    # hand in fewer languages, without the in-language bounds or at another batch size is not
+    # this sweep's, and reusing it would leave holes in Tables 3 and 4.
+    params = {"run_id": pretrain.run_id, "task": TRANSFER_TASK, "languages": codes,
+              "in_language": codes, "train_examples": profile.transfer_examples,
+              "epochs": finetune.epochs, "batch_size": finetune.batch_size, "lr": finetune.lr,
+              "seed": finetune.seed}
     found_by = "same-code" if reuse == "never" else reuse
 
     def done() -> str | None:

@@ -81,3 +81,40 @@ def test_real_sweep_pretrains_transfers_correlates_and_reuses(
         assert re.search(rf"reused  {step} \w+", out), step
     for step in ("pretrain", "transfer", "kendall-tau"):
         assert len(runs(tracking, f"tags.step = '{step}'")) == 1
+
+
+def test_a_transfer_of_other_settings_is_not_the_sweeps(tracking: str) -> None:
+    # A finished transfer of the sweep's model made by hand, without the in-language bounds: the
+    # sweep must train its own (its table needs the bounds), and reuse only a run of its settings.
+    client = mlflow.MlflowClient()
+    experiment_id = mlflow.set_experiment(tracking).experiment_id
+    codes = ",".join(TINY_REAL.prepare.codes)
+    ours = {"run_id": "p0", "task": "bible-genre", "checkpoint": "model", "languages": codes,
+            "in_language": codes, "train_examples": 200, "epochs": 1.0, "batch_size": 32,
+            "lr": 2e-5, "seed": 42}
+
+    def finished_transfer(**changed: object) -> str:
+        run_id = client.create_run(experiment_id, tags={"step": "transfer"}).info.run_id
+        for key, value in (ours | changed).items():
+            client.log_param(run_id, key, value)
+        client.set_terminated(run_id)
+        return run_id
+
+    finished_transfer(in_language="none")
+    finished_transfer(languages="en,de", in_language="en,de")
+    launched = []
+
+    def launch(step: str, params: dict[str, object]) -> bool:
+        launched.append((step, params))
+        return False  # the launch fails: the step is not reused, and is tried twice
+
+    pretrain = reproduction.Outcome("pretrain exp=0-base seed=0", "ran", "p0")
+    outcome = reproduction.transfer_sweep_step(pretrain, TINY_REAL, tracking, launch, "any")
+    assert outcome.status == "failed" and len(launched) == 2
+    step, params = launched[0]
+    # What it launches is what it looks for (the step adds checkpoint=model, the final weights).
+    assert step == "transfer" and params == {k: v for k, v in ours.items()
+                                             if k != "checkpoint"} | {"reuse": "any"}
+    own = finished_transfer()
+    outcome = reproduction.transfer_sweep_step(pretrain, TINY_REAL, tracking, launch, "any")
+    assert (outcome.status, outcome.run_id, len(launched)) == ("reused", own, 2)
