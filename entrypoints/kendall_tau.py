@@ -33,7 +33,8 @@ def print_table(table: dict[str, dict], correlations: dict[str, object]) -> None
                    "(a pretrain run's final model).")
 @click.option("--data", default="hub", show_default=True,
               help="Parallel sentences: hub, xnli-tsv:PATH, dir:PATH or bible (the Bibles' test "
-                   "verses; bible:de:s picks editions).")
+                   "verses; bible:de:s picks editions; for run:RUN_ID pretrained on the Bibles, "
+                   "its own editions and chapter split).")
 @click.option("--languages", type=CommaList(example="de,fr", what="language codes"),
               default=DEFAULT_LANGUAGES,
               show_default=True, help="Codes aligned with English.")

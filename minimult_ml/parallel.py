@@ -8,7 +8,8 @@ language translates line i of English. Sources, chosen by a spec string:
   dir:PATH       PATH/<lang>.txt, one sentence per line, line-parallel with PATH/en.txt
   bible          the embedded Bibles' test verses (never seen in pretraining on them) that every
                  language has, each language in its default edition; bible:de:s,en:k picks
-                 other editions
+                 other editions, and `split_seed` the chapter split (a model's own: see
+                 `steps.kendall_tau.bible_of_model`)
 
 XNLI pairs give two sentences each: the premise, then the hypothesis. Each premise is shared by
 three pairs; it is taken once, so that it does not count three times in a language's mean.
@@ -32,8 +33,10 @@ TSV_COLUMNS = ("language", "pairID", "sentence1", "sentence2")
 Pair = dict[str, tuple[str, str]]  # language → (premise, hypothesis) of one XNLI pair
 
 
-def load_parallel(spec: str, languages: list[str], sentences: int) -> dict[str, list[str]]:
-    """The first `sentences` parallel sentences of "en" and each of `languages` from `spec`."""
+def load_parallel(spec: str, languages: list[str], sentences: int,
+                  split_seed: int = bibles.SPLIT_SEED) -> dict[str, list[str]]:
+    """The first `sentences` parallel sentences of "en" and each of `languages` from `spec`
+    (for the Bibles: of the test chapters of the split that `split_seed` draws)."""
     if sentences < 1:
         raise InputError(f"sentences must be a positive number, got {sentences}")
     langs = list(dict.fromkeys(["en", *languages]))  # "en" first, no duplicates
@@ -45,14 +48,15 @@ def load_parallel(spec: str, languages: list[str], sentences: int) -> dict[str, 
     if kind == "dir" and path:
         return load_dir(path, langs, sentences)
     if kind == "bible":
-        return load_bible(langs, sentences, path)
+        return load_bible(langs, sentences, path, split_seed)
     raise InputError(f"unknown data {spec!r}: use hub, xnli-tsv:PATH (XNLI-1.0 xnli.dev.tsv), "
                      f"dir:PATH (PATH/<lang>.txt line-parallel with PATH/en.txt) or bible")
 
 
-def load_bible(languages: list[str], sentences: int, editions: str = "") -> dict[str, list[str]]:
+def load_bible(languages: list[str], sentences: int, editions: str = "",
+               split_seed: int = bibles.SPLIT_SEED) -> dict[str, list[str]]:
     """The first `sentences` test verses that every language's edition has."""
-    _, texts = bibles.parallel(bibles.editions_for(languages, editions), "test")
+    _, texts = bibles.parallel(bibles.editions_for(languages, editions), "test", split_seed)
     return {lang: lines[:sentences] for lang, lines in texts.items()}
 
 

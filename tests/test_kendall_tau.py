@@ -16,9 +16,10 @@ from transformers import BertConfig, BertForMaskedLM, BertModel, PreTrainedToken
 
 from entrypoints import kendall_tau as kendall_tau_entry
 from entrypoints.common import run_command
-from minimult_ml import experiments, training, vocab, wordorder
+from minimult_ml import bibles, experiments, training, vocab, wordorder
 from minimult_ml.errors import InputError
 from minimult_ml.inputs import build_inputs
+from minimult_ml.parallel import load_parallel
 from minimult_ml.representations import load_encoder
 from minimult_ml.steps import kendall_tau
 from minimult_ml.wordorder import word_vectors
@@ -189,6 +190,36 @@ def test_accuracies_from_the_newest_xnli_run(tracking: str) -> None:
         client.set_terminated(run.info.run_id)
     acc, source = kendall_tau.load_accuracies("xnli-runs")
     assert acc == {"de": pytest.approx(70.0)} and source == f"xnli run {run.info.run_id}"
+
+
+def test_our_model_is_measured_on_its_own_bible_split(tracking: str) -> None:
+    # A real-track model prepared on a chapter split of its own (seed 7): its test verses are
+    # the ones to measure word order on, never verses of its training chapters.
+    client = MlflowClient()
+    experiment_id = mlflow.set_experiment(tracking).experiment_id
+
+    def prepare_run(**params: object) -> str:
+        run_id = client.create_run(experiment_id, tags={"step": "prepare"}).info.run_id
+        for key, value in params.items():
+            client.log_param(run_id, key, value)
+        client.set_terminated(run_id)
+        return run_id
+
+    editions = bibles.editions_for(["en", "de", "hi"])
+    own = ",".join(f"{c}:{e}" for c, e in editions.items())
+    bible = prepare_run(source="bible", editions=own, languages="en,de,hi", seed=7)
+    lab = prepare_run(source="web+kjv", languages="en,fake-en", seed=7)
+    assert kendall_tau.bible_of_model("bible", bible, ["de"]) == (
+        f"bible:en:{editions['en']},de:{editions['de']}", 7)
+    assert kendall_tau.bible_of_model("bible:de:s", bible, ["de"]) == ("bible:de:s", 7)
+    assert kendall_tau.bible_of_model("bible", lab, ["de"]) == ("bible", bibles.SPLIT_SEED)
+    assert kendall_tau.bible_of_model("hub", bible, ["de"]) == ("hub", bibles.SPLIT_SEED)
+    # The verses loaded are that split's test verses: none from its training chapters.
+    texts = load_parallel(f"bible:en:{editions['en']},de:{editions['de']}", ["de"], 50, 7)
+    test = bibles.split_verses(editions["de"], "test", 7)
+    train = set(bibles.split_verses(editions["de"], "train", 7).values())
+    assert texts["de"] == list(test.values())[:50] and not train & set(texts["de"])
+    assert texts["de"] != load_parallel("bible", ["de"], 50)["de"]  # another split
 
 
 def test_accuracies_from_the_paper() -> None:

@@ -17,12 +17,12 @@ from pathlib import Path
 import click
 import mlflow
 
-from minimult_ml import figures, paper, tasks, tracking, wordorder
+from minimult_ml import bibles, figures, paper, tasks, tracking, wordorder
 from minimult_ml.errors import InputError, reading
 from minimult_ml.parallel import load_parallel
 from minimult_ml.representations import load_encoder
 from minimult_ml.steps import runs
-from minimult_ml.steps.transfer import checkpoint_folder
+from minimult_ml.steps.transfer import bible_split, checkpoint_folder
 from minimult_ml.wordorder import Correlation
 
 STEP = "kendall-tau"
@@ -138,6 +138,19 @@ def write_artifacts(out: Path, texts: dict[str, list[str]],
     (out / "table4.json").write_text(json.dumps(report, indent=2))
 
 
+def bible_of_model(data: str, data_run_id: str, langs: list[str]) -> tuple[str, int]:
+    """The source and chapter split to measure a model of ours on: for the Bibles, when it was
+    pretrained on them, its own editions (unless `data` names others) and its own split, so
+    that the test verses are ones it never saw; anything else as given."""
+    kind, _, editions = data.partition(":")
+    split = bible_split(data_run_id) if kind == "bible" else None
+    if split is None:
+        return data, bibles.SPLIT_SEED
+    own, seed = split
+    chosen = editions or ",".join(f"{c}:{own[c]}" for c in ["en", *langs] if c in own)
+    return f"bible:{chosen}", seed
+
+
 def kendall_tau(model: str, data: str, languages: list[str], sentences: int, layer: int,
                 accuracies: str) -> tuple[str, dict[str, dict], dict[str, Correlation | str]]:
     """Table 4 of `model` as a new run: its id, the rows by language and both correlations
@@ -152,14 +165,16 @@ def kendall_tau(model: str, data: str, languages: list[str], sentences: int, lay
     task = accuracy_task(accuracies)
     tags = {"model": model, "data": data}
     kind, _, run_id = model.partition(":")
+    source, split_seed = data, bibles.SPLIT_SEED
     if kind == "run" and run_id:  # a pretrain run of ours: its final model
-        tracking.get_run(run_id, "pretrain")
+        pretrain_run = tracking.get_run(run_id, "pretrain")
         tags["pretrain_run_id"] = run_id
+        source, split_seed = bible_of_model(data, pretrain_run.data.tags["data_run_id"], langs)
         encoder = load_encoder(str(checkpoint_folder(run_id, None)))
     else:
         encoder = load_encoder(model)
     encoder.check(langs, layer)
-    texts = load_parallel(data, langs, sentences)
+    texts = load_parallel(source, langs, sentences, split_seed)
 
     start = time.perf_counter()
     scores = wordorder.sentence_scores(encoder, texts, layer)
@@ -176,6 +191,8 @@ def kendall_tau(model: str, data: str, languages: list[str], sentences: int, lay
         params = {"model": model, "data": data, "languages": ",".join(langs),
                   "sentences": sentences, "layer": layer, "accuracies": accuracies,
                   "accuracy_source": accuracy_source, "accuracy_task": task}
+        if source.partition(":")[0] == "bible":
+            params |= {"bible": source, "split_seed": split_seed}
         name = f"kendall-tau-{Path(run_id if kind == 'run' else model).name or model}-L{layer}"
         description = (f"Word order (Kendall's tau distance of Match alignments) of {model} at "
                        f"layer {layer} on {data}, en → {', '.join(langs)}; correlated with "

@@ -35,17 +35,24 @@ def checkpoint_folder(run_id: str, step: int | None) -> Path:
     return tracking.download(run_id, path)
 
 
-def bible_editions(data_run_id: str) -> tuple[dict[str, str], int]:
-    """The Bible edition of each language of a prepare run, and its chapter-split seed."""
+def bible_split(data_run_id: str) -> tuple[dict[str, str], int] | None:
+    """The Bible edition of each language of a prepare run and its chapter-split seed; None
+    when the run did not prepare the Bibles."""
     with tracking.server_errors():
         params = MlflowClient().get_run(data_run_id).data.params
     if params.get("source") != "bible" or not params.get("editions"):
-        raise InputError(f"the pretrain run's data (prepare run {data_run_id}, languages "
-                         f"{params.get('languages')}, source {params.get('source')}) are not the "
-                         "Bibles' real languages: task bible-genre needs a real-track pretrain "
-                         "run prepared with source=bible")
+        return None
     editions = dict(item.split(":", 1) for item in params["editions"].split(","))
     return editions, int(params.get("seed", 0))
+
+
+def bible_editions(data_run_id: str) -> tuple[dict[str, str], int]:
+    """`bible_split` of a pretrain run's data, which must be the Bibles."""
+    if split := bible_split(data_run_id):
+        return split
+    raise InputError(f"the pretrain run's data (prepare run {data_run_id}) are not the Bibles' "
+                     "real languages: task bible-genre needs a real-track pretrain run prepared "
+                     "with source=bible")
 
 
 def in_language_codes(spec: str, task: tasks.Task, codes: list[str]) -> list[str]:
