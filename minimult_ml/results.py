@@ -59,8 +59,13 @@ class PretrainRun:
 
     @property
     def settings(self) -> tuple[tuple[str, str], ...]:
+        """What the runs of an exp must share to be averaged: the training setup and the size
+        of the dev set of the final checkpoint's newest evaluation (retrieval among 1,000
+        sentences is easier than among 10,000; "" where the evaluation did not record it)."""
         params = self.run.data.params
-        return tuple((k, params.get(k, "")) for k in SETTINGS)
+        dev = self.run.data.metrics.get(tracking.DEV_SENTENCES)  # at the last evaluated step
+        return (*((k, params.get(k, "")) for k in SETTINGS),
+                ("dev_sentences", "" if dev is None else str(int(dev))))
 
     @cached_property
     def final_step(self) -> int | None:

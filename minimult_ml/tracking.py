@@ -41,6 +41,7 @@ TABLE1 = "1_table1"
 MULT_SCORE = f"{TABLE1}/0_mu"
 PPL_TRAIN, PPL_DEV = f"{TABLE1}/ppl_train", f"{TABLE1}/ppl_dev"
 KENDALL_TAU = "kendall_tau/"  # + language code
+DEV_SENTENCES = "eval/dev_sentences"  # how many dev sentences an evaluation scored on
 LOSS = "loss/train"  # logged by the training loop
 
 

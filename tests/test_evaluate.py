@@ -20,6 +20,7 @@ from minimult_ml import tracking as tracking_lib
 from minimult_ml.evaluation import Evaluator, evaluate
 from minimult_ml.model import build_model, hidden_states
 from minimult_ml.prepare import load
+from minimult_ml.results import PretrainRun
 
 CPU = torch.device("cpu")
 
@@ -194,6 +195,9 @@ def test_entry_point_logs_into_the_pretrain_run(tracking: str, prepare_run: str)
     report = json.loads(Path(mlflow.artifacts.download_artifacts(
         run_id=run.info.run_id, artifact_path="evaluation/step-4.json")).read_text())
     assert report["dev_sentences"] == 30 and report["config"]["shift_special"]
+    # The dev set's size is a metric too, so Table 1 averages only runs scored on equal ones.
+    assert logged[tracking_lib.DEV_SENTENCES] == 30
+    assert ("dev_sentences", "30") in PretrainRun(client.get_run(run.info.run_id)).settings
     assert report["scores"]["mult_score"] == pytest.approx(history[-1].value if history[-1].step
                                                            == 4 else history[0].value)
     # Forward and backward alignment predict one edge per word against a one-to-one gold

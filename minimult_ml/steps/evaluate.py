@@ -91,7 +91,8 @@ class CheckpointEvaluator:
         client = MlflowClient()
         now = int(time.time() * 1000)
         with tempfile.TemporaryDirectory() as tmp, tracking.server_errors():
-            tracked = tracking.evaluation_metrics(scores)
+            tracked = tracking.evaluation_metrics(scores) | {
+                tracking.DEV_SENTENCES: len(self.dev)}
             client.log_batch(self.run_id, [Metric(k, v, now, step) for k, v in tracked.items()])
             client.set_tag(self.run_id, CODE_TAG, runs.code_version(STEP))
             out = Path(tmp)
