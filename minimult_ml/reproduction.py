@@ -155,22 +155,17 @@ def prepare_step(profile: Profile, experiment: str, launch: Launch, reuse: str) 
                    look_first=reuse != "never")
 
 
-def pretrain_config(exp: str, seed: int, profile: Profile) -> TrainConfig | None:
-    """The config pretrain will train for this sweep's parameters; None for an exp that does
-    not resolve (its own step then says why)."""
-    try:
-        return pretrain_step.resolve_config(exp, profile.eval_every, profile.track, seed=seed,
-                                            **profile.pretrain_overrides(exp))
-    except InputError:
-        return None
+def pretrain_config(exp: str, seed: int, profile: Profile) -> TrainConfig:
+    """The config pretrain will train for this sweep's parameters (an exp that does not resolve
+    is an InputError, before the sweep starts)."""
+    return pretrain_step.resolve_config(exp, profile.eval_every, profile.track, seed=seed,
+                                        **profile.pretrain_overrides(exp))
 
 
-def finished_pretrain(config: TrainConfig | None, data_run_id: str, experiment: str,
+def finished_pretrain(config: TrainConfig, data_run_id: str, experiment: str,
                       reuse: str) -> list[PretrainRun]:
     """The finished pretrain runs of `config` on this data, newest first (see
     `pretrain.finished_runs`)."""
-    if config is None:
-        return []
     return [PretrainRun(r) for r in pretrain_step.finished_runs(config, data_run_id, experiment,
                                                                 reuse)]
 
@@ -186,13 +181,11 @@ def pretrain_sweep_step(exp: str, seed: int, profile: Profile, data_run_id: str,
                         experiment: str, launch: Launch, reuse: str) -> Outcome:
     config = pretrain_config(exp, seed, profile)
     # Resolved values where known, so that `mlflow run`'s own run shows what was trained.
-    parameters = {"exp": exp, "seed": seed, "epochs": "", "batch_size": profile.batch_size,
-                  "eval_every": profile.eval_every, "data_run_id": data_run_id,
+    parameters = {"exp": config.exp, "seed": seed, "epochs": config.epochs,
+                  "batch_size": profile.batch_size, "eval_every": profile.eval_every,
+                  "checkpoint_every": config.checkpoint_every, "data_run_id": data_run_id,
                   "resume": "true", "reuse": reuse, "size": profile.size or "",
                   "lr": profile.lr or ""}
-    if config:
-        parameters |= {"exp": config.exp, "epochs": config.epochs,
-                       "checkpoint_every": config.checkpoint_every}
     # Under reuse=never only what this sweep trains counts: it is made by this code.
     found_by = "same-code" if reuse == "never" else reuse
 
@@ -352,6 +345,8 @@ def main(exps: list[str] | None, seeds: list[int], profile: str, project_uri: st
     check_exps(exps, track)
     for seed in seeds:
         check_seed(seed, f"seeds: seed {seed}")
+    for exp in exps:  # a misspelt exp or a refused combination: one line, before any run
+        pretrain_config(exp, SEEDS[0], chosen)  # any seed resolves alike
     runs.check_reuse(reuse)
     experiment = runs.experiment_of(track)
     launch = mlflow_launcher(project_uri, experiment)

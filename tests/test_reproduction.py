@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 import mlflow
 import pytest
@@ -28,21 +29,45 @@ TINY = reproduction.Profile(PrepareConfig(train_sentences=200, dev_sentences=40,
 BAD = "lang-pos+colour"
 
 
+def failing_pretrain_of(exp: str) -> Callable[[str, str], reproduction.Launch]:
+    """The sweep's launcher, except that the pretrain step of `exp` fails in its own process
+    (it is launched with an unknown modification instead)."""
+    real = reproduction.mlflow_launcher
+
+    def launcher(project_uri: str, experiment: str) -> reproduction.Launch:
+        launch = real(project_uri, experiment)
+        return lambda entry_point, params: launch(
+            entry_point, params | {"exp": BAD}
+            if entry_point == "pretrain" and params["exp"] == exp else params)
+
+    return launcher
+
+
 @pytest.mark.usefixtures("steps_on_path")
 def test_sweep_reuses_retries_reports_and_evaluates(tracking: str, monkeypatch: pytest.MonkeyPatch,
                                                      capfd: pytest.CaptureFixture) -> None:
     monkeypatch.setitem(reproduction.PROFILES, "quick", TINY)
     args = ["--seeds", "0", "--profile", "quick"]
 
-    # 1. A good exp and one that fails in its own step (an unknown modification).
+    # 0. A misspelt exp is refused in one line before anything runs.
     with pytest.raises(SystemExit) as exit_info:
         run_command(main_entry.command, ["--exps", f"8,{BAD}", *args])
+    assert exit_info.value.code == 2
+    _, err = capfd.readouterr()
+    assert err.startswith(f"error: unknown exp {BAD!r} (colour); valid: a paper ID"), err
+    assert len(err.strip().splitlines()) == 1
+    assert mlflow.get_experiment_by_name(tracking) is None  # no run, not even its experiment
+
+    # 1. A good exp and one whose step fails in its own process.
+    monkeypatch.setattr(reproduction, "mlflow_launcher", failing_pretrain_of("inv-order"))
+    with pytest.raises(SystemExit) as exit_info:
+        run_command(main_entry.command, ["--exps", "8,3", *args])
     assert exit_info.value.code == 1
     out, err = capfd.readouterr()
     assert err.count(f"error: unknown exp {BAD!r}") == 2  # the step's own line, twice
-    assert f"sweep: pretrain exp={BAD} seed=0 (retry)" in out
-    assert err.strip().splitlines()[-1] == (f"sweep: 1 step(s) did not complete: pretrain "
-                                            f"exp={BAD} seed=0 (failed)")
+    assert "sweep: pretrain exp=3 seed=0 (retry)" in out
+    assert err.strip().splitlines()[-1] == ("sweep: 1 step(s) did not complete: pretrain "
+                                            "exp=3 seed=0 (failed)")
     assert "1 ran, 1 failed" not in out and "sweep: 2 ran, 1 failed" in out
     [prepare] = runs(tracking, "tags.step = 'prepare'")
     [pretrain] = runs(tracking, "tags.step = 'pretrain'")
@@ -74,7 +99,7 @@ def test_sweep_reuses_retries_reports_and_evaluates(tracking: str, monkeypatch: 
     assert {r.info.run_name for r in failed} == {"launch-pretrain"}
     report = json.loads(mlflow.artifacts.load_text(f"runs:/{sweep_run.info.run_id}/sweep.json"))
     assert [(o["step"], o["status"]) for o in report] == [
-        ("prepare", "ran"), ("pretrain exp=8 seed=0", "ran"), (f"pretrain exp={BAD} seed=0",
+        ("prepare", "ran"), ("pretrain exp=8 seed=0", "ran"), ("pretrain exp=3 seed=0",
                                                                "failed"),
         ("analysis tables=1", "ran")]
     assert sweep_run.data.metrics["failed_steps"] == 1
