@@ -318,6 +318,18 @@ def test_negative_seeds_are_refused(tracking: str, prepare_run: str,
     assert len(MlflowClient().search_runs([experiment_id], run_view_type=ViewType.ALL)) == 1
 
 
+def test_a_bad_knn_space_option_is_refused_before_a_prepare_runs(
+        sqlite_store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --data-run-id knn-space would first prepare the default data (minutes) and only
+    then refuse the option: it checks its options first and writes nothing."""
+    for option, value in (("--dim", "0"), ("--epoch", "-2"), ("--k", "-1")):
+        assert _exit(knn_space.command, [option, value], capsys).startswith(
+            f"error: knn space: {option[2:]} must be ≥ 1, got {value}")
+    client = MlflowClient()
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    assert client.search_runs(experiments, run_view_type=ViewType.ALL) == []
+
+
 def _untrained_run(prepare_run: str, capsys: pytest.CaptureFixture[str]) -> str:
     """A finished pretrain run at once (row 18: no training), to pass as a run id."""
     run_command(pretrain_entry.command, ["--exp", "18", "--data-run-id", prepare_run])
