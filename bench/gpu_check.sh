@@ -11,6 +11,8 @@
 #
 # Environment: PYTHON (default .venv/bin/python, else python3), RESULTS (default
 # bench/RESULTS.md), DATA (a prepared folder to reuse, or where to prepare; default temporary).
+# A GPU machine with PyTorch but not this project's stack (no network): bench/gpu_wheels.sh
+# downloads the missing packages here as wheels, and its header has the command to run there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
