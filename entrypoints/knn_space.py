@@ -27,11 +27,11 @@ def command(data_run_id: str, track: str, k: int | None, dim: int, epoch: int, s
     from minimult_ml.steps.prepare import data_run, data_track
 
     if data_run_id:
-        track = data_track(data_run(data_run_id))
+        track = data_track(data_run(data_run_id))  # checked once, here
     config = knn_space.default_config(track, k, dim=dim, epoch=epoch, seed=seed,
                                       threads=threads)
     config.validate()  # before a default prepare may run: a bad option writes nothing
-    knn_space.get_or_run(data_run(data_run_id or None, track, reuse), config, reuse)
+    knn_space.get_or_run(data_run_id or data_run(None, track, reuse), config, reuse)
 
 
 if __name__ == "__main__":
